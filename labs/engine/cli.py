@@ -1,0 +1,433 @@
+"""`lab`: list, read, run, check and explore the labs.
+
+Exit status: 0 = all checks passed, 1 = a check failed, 2 = bad input or a
+missing prerequisite (one line on stderr), 130/143 = interrupted (everything
+the run started has been stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from labs.engine import nginx
+from labs.engine.catalog import all_labs, get_lab
+from labs.engine.errors import LabError
+from labs.engine.load import Progress as LoadProgress
+from labs.engine.metrics import VariantResult
+from labs.engine.ports import ensure_port_free
+from labs.engine.processes import pid_alive
+from labs.engine.runner import Interrupted, RunOptions, RunOutcome, run_lab, select_variants
+from labs.engine.spec import Lab
+from labs.engine.state import (
+    cleanup_run,
+    new_run_id,
+    read_json,
+    state_dir,
+    sweep_stale_runs,
+    up_file,
+)
+
+UP_TIMEOUT_S = 30.0
+MAX_DURATION_S = 3600.0
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        sys.exit(2)
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0 or value > MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"must be > 0 and <= {MAX_DURATION_S:g} s, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1-65535, got {value}")
+    return value
+
+
+# --- progress ---------------------------------------------------------------------------
+
+
+class LiveProgress:
+    """One updating line per variant on a terminal; one summary line per variant otherwise."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.interactive = err.is_terminal
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:>4.0f}/{task.total:.0f} s  {task.fields[stats]}"),
+            console=err,
+            transient=True,
+            disable=not self.interactive,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> LiveProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.bar.stop()
+
+    def update(self, variant: str, elapsed: float, total: float, load: LoadProgress | None) -> None:
+        if variant not in self.tasks:
+            self.tasks[variant] = self.bar.add_task(
+                f"{self.lab.name} {variant}", total=total, stats=""
+            )
+        stats = f"{load.requests} requests, {load.failures} failed" if load else "starting"
+        self.bar.update(self.tasks[variant], completed=min(elapsed, total), stats=stats)
+
+    def done(self, result: VariantResult) -> None:
+        if variant_task := self.tasks.get(result.variant):
+            self.bar.remove_task(variant_task)
+        status = ", ".join(f"{code}: {n}" for code, n in result.status.items())
+        err.print(
+            f"[{self.lab.name}] {result.variant}: {result.requests} requests ({status}), "
+            f"p99 {result.p99_ms:.1f} ms",
+            highlight=False,
+        )
+
+
+def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -> RunOutcome:
+    select_variants(lab, args.variant or ())  # unknown variant: fail before starting anything
+    live = LiveProgress(lab)
+    options = RunOptions(
+        variants=args.variant or (),
+        duration_s=args.duration,
+        results_root=args.results_dir,
+        progress=None if quiet else live.update,
+        variant_done=None if quiet else live.done,
+    )
+    with live:
+        return run_lab(lab, options)
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def results_table(outcomes: Sequence[RunOutcome]) -> Table:
+    table = Table(title=None, show_lines=False)
+    table.add_column("lab")
+    table.add_column("variant")
+    table.add_column("key numbers")
+    table.add_column("verdict")
+    for outcome in outcomes:
+        for index, (name, result) in enumerate(outcome.results.items()):
+            numbers = "  ".join(
+                f"{key.removeprefix('status.')}={_fmt(result.metric(key))}"
+                for key in outcome.lab.key_metrics
+            )
+            verdict = ""
+            if index == 0:
+                verdict = "[green]PASS[/]" if outcome.passed else "[red]FAIL[/]"
+            table.add_row(outcome.lab.name if index == 0 else "", name, numbers, verdict)
+    return table
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
+
+
+def print_checks(outcome: RunOutcome) -> None:
+    for check in outcome.checks:
+        mark = "[green]PASS[/]" if check.passed else "[red]FAIL[/]"
+        out.print(f"{mark} {outcome.lab.name}/{check.name}: {check.detail}", highlight=False)
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_list(_args: argparse.Namespace) -> int:
+    for lab in all_labs():
+        variants = ", ".join(v.name for v in lab.variants)
+        out.print(
+            f"[bold]{lab.name:<16}[/] {lab.question}  [dim]({variants})[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    lab = get_lab(args.lab)
+    out.print(Markdown(lab.guide.read_text()))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    lab = get_lab(args.lab)
+    outcome = run_with_progress(lab, args, quiet=False)
+    if args.json:
+        print(json.dumps(outcome.to_dict()))
+    else:
+        out.print(results_table([outcome]))
+        print_checks(outcome)
+        out.print(f"report: {outcome.results_dir / 'report.md'}", highlight=False)
+    return 0 if outcome.passed else 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    if args.all and args.labs:
+        raise LabError("give lab names or --all, not both")
+    if not args.all and not args.labs:
+        raise LabError("name at least one lab, or --all (see `lab list`)")
+    labs = all_labs() if args.all else [get_lab(name) for name in args.labs]
+    documents = []
+    passed = True
+    for lab in labs:
+        started = time.monotonic()
+        outcome = run_with_progress(lab, args, quiet=True)
+        passed &= outcome.passed
+        documents.append(outcome.to_dict())
+        if not args.json:
+            for check in outcome.checks:
+                verdict = "PASS" if check.passed else "FAIL"
+                print(f"{verdict} {lab.name}/{check.name}: {check.detail}")
+            print(
+                f"{lab.name}: {'PASS' if outcome.passed else 'FAIL'} "
+                f"({time.monotonic() - started:.1f} s, {outcome.results_dir})"
+            )
+    if args.json:
+        print(
+            json.dumps(
+                documents[0] if len(documents) == 1 else {"passed": passed, "labs": documents}
+            )
+        )
+    return 0 if passed else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.variant = None
+    outcomes = []
+    for lab in [lab for lab in all_labs() if lab.demo]:
+        outcomes.append(run_with_progress(lab, args))
+    out.print(results_table(outcomes))
+    for outcome in outcomes:
+        print_checks(outcome)
+        out.print(f"report: {outcome.results_dir / 'report.md'}", highlight=False)
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    lab = get_lab(args.lab)
+    variant = lab.variant(args.variant) if args.variant else lab.variants[0]
+    nginx.find_nginx()
+    sweep_stale_runs()
+    current = read_json(up_file())
+    if current and pid_alive(int(current.get("pid", 0))):
+        raise LabError(f"{current['lab']}/{current['variant']} is already up; run `lab down` first")
+    if current:
+        cleanup_run(current["run_id"])
+        up_file().unlink(missing_ok=True)
+    if args.port is not None:
+        ensure_port_free(args.port)
+    run_id = new_run_id(lab.name)
+    argv = [sys.executable, "-m", "labs.engine.supervisor", "--lab", lab.name,
+            "--variant", variant.name, "--run-id", run_id]  # fmt: skip
+    if args.port is not None:
+        argv += ["--port", str(args.port)]
+    log = state_dir() / "up" / f"{run_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as handle:
+        supervisor = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True, env={**os.environ, "LAB_RUN_ID": run_id},
+        )  # fmt: skip
+    record = _wait_until_up(supervisor, run_id)
+    endpoints = record["endpoints"]
+    load = variant.load
+    env = " ".join(f"{key}={value}" for key, value in load.env.items())
+    out.print(f"[bold]{lab.name}[/] / [bold]{variant.name}[/] is up: {variant.summary}")
+    out.print(f"  nginx:  {endpoints['nginx']}   (try: curl -si {endpoints['nginx']}/work)")
+    for name, urls in endpoints["services"].items():
+        out.print(f"  {name}:  {', '.join(urls)}   (faults: GET/PUT {urls[0]}/admin/faults)")
+    out.print("  load (Locust web UI on http://127.0.0.1:8089):")
+    out.print(
+        f"    {env} {sys.executable} -m locust -f {load.path} --host {endpoints['nginx']} "
+        f"-u {load.users} -r {load.spawn_rate:g} --web-host 127.0.0.1",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(f"  logs:   {record['logs']}\n  stop:   lab down", highlight=False)
+    return 0
+
+
+def _wait_until_up(supervisor: subprocess.Popen[bytes], run_id: str) -> dict:
+    deadline = time.monotonic() + UP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        record = read_json(up_file())
+        if record and record.get("run_id") == run_id:
+            if record["status"] == "ready":
+                return record
+            if record["status"] == "failed":
+                supervisor.wait(timeout=15)
+                up_file().unlink(missing_ok=True)
+                raise LabError(record["error"])
+        if supervisor.poll() is not None:
+            cleanup_run(run_id)
+            raise LabError(
+                f"lab up failed to start (exit {supervisor.returncode}); see {state_dir()}/up"
+            )
+        time.sleep(0.05)
+    _stop_supervisor(supervisor.pid, run_id)
+    raise LabError(f"topology not ready after {UP_TIMEOUT_S:g} s; stopped it")
+
+
+def _stop_supervisor(pid: int, run_id: str) -> None:
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    cleanup_run(run_id)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    record = read_json(up_file())
+    alive = bool(record) and pid_alive(int(record.get("pid", 0)))
+    if args.json:
+        print(json.dumps({"up": alive, **(record or {})} if alive else {"up": False}))
+        return 0
+    if not alive:
+        out.print("nothing is up (start a lab with `lab up LAB --variant V`)")
+        return 0
+    out.print(
+        f"[bold]{record['lab']}[/] / [bold]{record['variant']}[/]: {record['status']} "
+        f"since {record['started_at']}"
+    )
+    for name, url in [("nginx", record.get("endpoints", {}).get("nginx"))] + [
+        (name, ", ".join(urls))
+        for name, urls in record.get("endpoints", {}).get("services", {}).items()
+    ]:
+        if url:
+            out.print(f"  {name}: {url}", highlight=False)
+    return 0
+
+
+def cmd_down(_args: argparse.Namespace) -> int:
+    cleaned = sweep_stale_runs()
+    record = read_json(up_file())
+    if record:
+        _stop_supervisor(int(record.get("pid", 0)), record["run_id"])
+        up_file().unlink(missing_ok=True)
+        out.print(f"stopped {record['lab']}/{record['variant']}")
+    elif not cleaned:
+        out.print("nothing was up")
+    for run_id in cleaned:
+        out.print(f"cleaned up after interrupted run {run_id}")
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="lab",
+        description="Reproduce, observe and fix networking and resilience failure modes.",
+        epilog="Start with `lab list`, then `lab show LAB` and `lab run LAB`.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("list", help="the catalog, one line per lab").set_defaults(handler=cmd_list)
+
+    show = commands.add_parser("show", help="print a lab's guide")
+    show.add_argument("lab", help="lab name (see `lab list`)")
+    show.set_defaults(handler=cmd_show)
+
+    def run_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--duration", type=seconds, help="seconds of load per variant")
+        sub.add_argument("--json", action="store_true", help="print one JSON document to stdout")
+        sub.add_argument(
+            "--results-dir",
+            type=Path,
+            default=Path("results"),
+            help="where results/<lab>/<timestamp>/ go (default ./results)",
+        )
+
+    run = commands.add_parser("run", help="run a lab's variants and judge its checks")
+    run.add_argument("lab", help="lab name (see `lab list`)")
+    run.add_argument(
+        "--variant", action="append", metavar="V", help="only this variant (repeatable)"
+    )
+    run_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser("check", help="run labs' checks, CI-style terse output")
+    check.add_argument("labs", nargs="*", metavar="LAB", help="lab names")
+    check.add_argument("--all", action="store_true", help="every lab in the catalog")
+    run_options(check)
+    check.set_defaults(handler=cmd_check, variant=None)
+
+    demo = commands.add_parser("demo", help="run the demo labs and print a summary table")
+    run_options(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    up = commands.add_parser("up", help="bring a variant's topology up for exploring by hand")
+    up.add_argument("lab", help="lab name (see `lab list`)")
+    up.add_argument("--variant", metavar="V", help="variant to bring up (default: the first)")
+    up.add_argument("--port", type=port, help="nginx's port on 127.0.0.1 (default: a free one)")
+    up.set_defaults(handler=cmd_up)
+
+    status = commands.add_parser("status", help="what `lab up` has running, with its URLs")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=cmd_status)
+
+    commands.add_parser("down", help="stop what `lab up` started").set_defaults(handler=cmd_down)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except LabError as exc:
+        err.print(f"lab: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        return 2
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        err.print(
+            f"lab: interrupted ({signal.Signals(signum).name}); stopped everything it started",
+            highlight=False,
+        )
+        return 128 + signum
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The local topology: nginx and the services as child processes on 127.0.0.1.
+
+No Docker: the system's nginx runs from a private prefix (a temp dir) with the
+variant's rendered config, each service replica is `python -m <module>` on a free
+port, and nothing is considered up until it answers its health check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from labs.engine import nginx
+from labs.engine.errors import LabError, StartupError
+from labs.engine.ports import HOST, ensure_port_free, free_ports
+from labs.engine.processes import Child, ProcessGroup
+from labs.engine.spec import REPO_ROOT, Lab, ServiceSpec, Variant
+
+STARTUP_TIMEOUT_S = 15.0
+
+
+@dataclass
+class Endpoints:
+    nginx_url: str
+    services: dict[str, list[str]] = field(default_factory=dict)
+    """Service name -> base URL of each replica (admin endpoints live there too)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"nginx": self.nginx_url, "services": self.services}
+
+
+def service_argv(
+    spec: ServiceSpec, port: int, replica: int, urls: dict[str, list[str]]
+) -> list[str]:
+    argv = [sys.executable, "-m", spec.module, "--port", str(port)]
+    argv += ["--replica-id", f"{spec.name}-{replica + 1}"]
+    for option, value in spec.args.items():
+        argv += [f"--{option}", str(value)]
+    for option, dependency in spec.depends_on.items():
+        if dependency not in urls:
+            raise LabError(f"service {spec.name} depends on {dependency}, which starts later")
+        argv += [f"--{option}", ",".join(urls[dependency])]
+    return argv
+
+
+class LocalTopology:
+    """One variant's processes. `start()` returns when all are healthy; `stop()` is idempotent."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        variant: Variant,
+        group: ProcessGroup,
+        artifacts_dir: Path,
+        nginx_port: int | None = None,
+    ) -> None:
+        self.lab = lab
+        self.variant = variant
+        self.group = group
+        self.artifacts_dir = artifacts_dir
+        self.nginx_port = nginx_port
+        self.children: list[Child] = []
+        self.prefix = Path(tempfile.mkdtemp(prefix=f"lab-{group.run_id}-"))
+        self.layout = nginx.NginxLayout(self.prefix)
+
+    async def start(self) -> Endpoints:
+        if self.nginx_port is not None:
+            ensure_port_free(self.nginx_port)
+        nginx.find_nginx()  # fail before starting anything when nginx is missing
+        replicas = sum(s.replicas for s in self.variant.services)
+        ports = iter(free_ports(replicas + 1))
+        nginx_port = self.nginx_port or next(ports)
+        urls: dict[str, list[str]] = {}
+        for spec in self.variant.services:
+            started = []
+            for replica in range(spec.replicas):
+                port = next(ports)
+                argv = service_argv(spec, port, replica, urls)
+                child = self.group.start(f"{spec.name}-{replica + 1}", argv, cwd=REPO_ROOT)
+                self.children.append(child)
+                started.append((child, f"http://{HOST}:{port}"))
+            await asyncio.gather(*(wait_healthy(c, f"{u}/readyz") for c, u in started))
+            urls[spec.name] = [u for _, u in started]
+        backend = self.variant.nginx.backend
+        if backend not in urls:
+            raise LabError(f"nginx backend {backend!r} is not a service of this variant")
+        config = nginx.render_config(
+            self.variant.nginx,
+            lab=self.lab.name,
+            variant=self.variant.name,
+            listen=f"{HOST}:{nginx_port}",
+            servers=[u.removeprefix("http://") for u in urls[backend]],
+            layout=self.layout,
+        )
+        nginx.write_config(config, self.layout)
+        nginx.test_config(self.layout)
+        proxy = self.group.start("nginx", nginx.nginx_argv(self.layout))
+        self.children.append(proxy)
+        nginx_url = f"http://{HOST}:{nginx_port}"
+        await wait_healthy(proxy, f"{nginx_url}/healthz", log=self.layout.error_log)
+        return Endpoints(nginx_url, urls)
+
+    def stop(self) -> None:
+        """Stop nginx first (no new traffic), then the services; keep nginx's files."""
+        for child in reversed(self.children):
+            self.group.stop(child)
+        self.children.clear()
+        if self.prefix.exists():
+            target = self.artifacts_dir / "nginx"
+            target.mkdir(parents=True, exist_ok=True)
+            for path in (self.layout.conf, self.layout.error_log, self.layout.access_log):
+                if path.exists():
+                    shutil.copy2(path, target / path.name)
+            shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+async def wait_healthy(child: Child, url: str, log: Path | None = None) -> None:
+    """Poll `url` until it answers 200; fail fast with the log's tail if the process dies."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    timeout = aiohttp.ClientTimeout(total=1.0)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        while True:
+            if not child.alive():
+                tail = _tail(log) if log else child.log_tail()
+                raise StartupError(f"{child.name} exited during startup: {tail or 'no output'}")
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+            if time.monotonic() > deadline:
+                raise StartupError(
+                    f"{child.name} not healthy at {url} after {STARTUP_TIMEOUT_S:g} s"
+                )
+            await asyncio.sleep(0.05)
+
+
+def _tail(path: Path) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-3:])
+    except OSError:
+        return ""

@@ -1,0 +1,150 @@
+"""Numbers from raw request records: counts by status, percentiles, 1 s series."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Request:
+    start_s: float
+    """Wall-clock time the request started (epoch seconds)."""
+    name: str
+    status: int
+    """HTTP status, or 0 when no response came back (connection error)."""
+    response_ms: float
+
+
+def read_requests(path: Path) -> list[Request]:
+    with path.open(newline="") as handle:
+        return [
+            Request(
+                float(row["start_s"]), row["name"], int(row["status"]), float(row["response_ms"])
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation): a value that was really measured."""
+    if not values:
+        return 0.0
+    if not 0 <= pct <= 100:
+        raise ValueError(f"percentile must be within 0..100, got {pct}")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def status_counts(requests: Iterable[Request]) -> dict[str, int]:
+    counts = Counter(str(r.status) for r in requests)
+    return dict(sorted(counts.items(), key=lambda item: int(item[0])))
+
+
+@dataclass(frozen=True)
+class Bucket:
+    t_s: float
+    """Start of the bucket, seconds since the first request."""
+    requests: int
+    status: dict[str, int]
+    p50_ms: float
+    p99_ms: float
+
+
+def time_series(requests: Sequence[Request], bucket_s: float = 1.0) -> list[Bucket]:
+    """Requests per bucket by start time; empty buckets inside the run are kept."""
+    if bucket_s <= 0:
+        raise ValueError("bucket_s must be > 0")
+    if not requests:
+        return []
+    origin = min(r.start_s for r in requests)
+    grouped: dict[int, list[Request]] = {}
+    for r in requests:
+        grouped.setdefault(int((r.start_s - origin) // bucket_s), []).append(r)
+    buckets = []
+    for index in range(max(grouped) + 1):
+        members = grouped.get(index, [])
+        latencies = [r.response_ms for r in members]
+        buckets.append(
+            Bucket(
+                t_s=round(index * bucket_s, 6),
+                requests=len(members),
+                status=status_counts(members),
+                p50_ms=round(percentile(latencies, 50), 3),
+                p99_ms=round(percentile(latencies, 99), 3),
+            )
+        )
+    return buckets
+
+
+def is_success(status: int) -> bool:
+    return 200 <= status < 400
+
+
+@dataclass
+class VariantResult:
+    variant: str
+    duration_s: float
+    requests: int
+    failures: int
+    status: dict[str, int]
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    rps: float
+    nginx_errors: dict[str, int] = field(default_factory=dict)
+    upstream_attempts: dict[str, int] = field(default_factory=dict)
+    upstream_retried: int = 0
+    series: list[Bucket] = field(default_factory=list)
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    def count(self, status: int | str) -> int:
+        return self.status.get(str(status), 0)
+
+    def share(self, status: int | str) -> float:
+        return self.count(status) / self.requests if self.requests else 0.0
+
+    def nginx_error_count(self, *kinds: str) -> int:
+        return sum(self.nginx_errors.get(kind, 0) for kind in kinds)
+
+    def metric(self, key: str) -> float:
+        """A summary-table value by key: a field name or `status.<code>`."""
+        if key.startswith("status."):
+            return self.count(key.split(".", 1)[1])
+        if key.startswith("nginx."):
+            return self.nginx_errors.get(key.split(".", 1)[1], 0)
+        return getattr(self, key)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def summarize(variant: str, requests: Sequence[Request]) -> VariantResult:
+    latencies = [r.response_ms for r in requests]
+    if requests:
+        first = min(r.start_s for r in requests)
+        last = max(r.start_s + r.response_ms / 1000 for r in requests)
+        duration = max(last - first, 1e-9)
+    else:
+        duration = 0.0
+    return VariantResult(
+        variant=variant,
+        duration_s=round(duration, 3),
+        requests=len(requests),
+        failures=sum(not is_success(r.status) for r in requests),
+        status=status_counts(requests),
+        p50_ms=round(percentile(latencies, 50), 3),
+        p95_ms=round(percentile(latencies, 95), 3),
+        p99_ms=round(percentile(latencies, 99), 3),
+        mean_ms=round(sum(latencies) / len(latencies), 3) if latencies else 0.0,
+        max_ms=round(max(latencies), 3) if latencies else 0.0,
+        rps=round(len(requests) / duration, 2) if duration else 0.0,
+        series=time_series(requests),
+    )

@@ -1,0 +1,160 @@
+"""Child processes that cannot outlive the runner.
+
+Every child runs in its own session (a terminal's Ctrl-C reaches only the runner,
+which then stops the children in order) and gets SIGTERM from the kernel if the
+runner dies without cleaning up (PR_SET_PDEATHSIG). Each child also carries
+LAB_RUN_ID in its environment, so a test or `lab down` can find what a run left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+
+class ProcessGroup:
+    """Starts children and stops all of them, newest first, on any exit path."""
+
+    def __init__(self, run_id: str, log_dir: Path) -> None:
+        self.run_id = run_id
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        child_env = {**os.environ, **(env or {}), "LAB_RUN_ID": self.run_id}
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children if child.alive()]
+
+    def stop(self, child: Child, grace_s: float = 5.0) -> None:
+        stop_process_group(child.process, grace_s)
+
+    def stop_all(self, grace_s: float = 5.0) -> None:
+        for child in reversed(self.children):
+            stop_process_group(child.process, grace_s)
+        self.children.clear()
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM the child's whole process group (nginx workers too), then SIGKILL."""
+    if process.poll() is not None:
+        _reap_group(process.pid)
+        return
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+    _reap_group(process.pid)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _reap_group(pgid: int) -> None:
+    """Kill anything left in a finished child's group (e.g. an nginx worker)."""
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def kill_pids(pids: Sequence[int], grace_s: float = 3.0) -> None:
+    """Stop processes this runner did not start itself (left by a killed run)."""
+    for pid in pids:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        _signal_group(pid, signal.SIGKILL)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return status != "Z"
+
+
+def processes_with_run_id(run_id: str) -> list[int]:
+    """Live processes whose environment carries LAB_RUN_ID=run_id (Linux /proc)."""
+    needle = f"LAB_RUN_ID={run_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,95 @@
+"""results.json (a stable, machine-readable schema) and report.md for one run."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from labs.engine.errors import LabError
+from labs.engine.metrics import VariantResult
+from labs.engine.spec import CheckResult, Lab
+from labs.engine.state import write_json_atomic
+
+SCHEMA_VERSION = 1
+
+
+def create_results_dir(root: Path, lab: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = root / lab
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", *(f"-{n}" for n in range(2, 100))):
+            path = base / f"{stamp}{suffix}"
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise LabError(f"cannot write results under {root}: {exc.strerror}") from None
+    raise LabError(f"cannot create a new results directory under {base}")
+
+
+def results_document(
+    lab: Lab,
+    results: Mapping[str, VariantResult],
+    checks: Sequence[CheckResult],
+    results_dir: Path,
+) -> dict[str, object]:
+    variants = {}
+    for name, result in results.items():
+        data = result.to_dict()
+        data["summary"] = lab.variant(name).summary
+        variants[name] = data
+    return {
+        "schema": SCHEMA_VERSION,
+        "lab": lab.name,
+        "title": lab.title,
+        "question": lab.question,
+        "topology": "local",
+        "passed": all(c.passed for c in checks),
+        "results_dir": str(results_dir),
+        "variants": variants,
+        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
+    }
+
+
+def write(document: dict[str, object], lab: Lab, results_dir: Path) -> None:
+    write_json_atomic(results_dir / "results.json", document)
+    tmp = results_dir / f".report.md.{os.getpid()}.tmp"
+    tmp.write_text(markdown(document, lab))
+    os.replace(tmp, results_dir / "report.md")
+
+
+def markdown(document: dict, lab: Lab) -> str:
+    lines = [f"# {lab.title}", "", f"> {lab.question}", ""]
+    lines += ["## Variants", ""]
+    lines += [
+        "| variant | requests | status | p50 ms | p99 ms | nginx errors | upstream retries |",
+        "|---|---:|---|---:|---:|---|---:|",
+    ]
+    for name, v in document["variants"].items():
+        status = ", ".join(f"{code}: {n}" for code, n in v["status"].items()) or "-"
+        errors = ", ".join(f"{kind}: {n}" for kind, n in v["nginx_errors"].items()) or "-"
+        lines.append(
+            f"| {name} | {v['requests']} | {status} | {v['p50_ms']:.1f} | {v['p99_ms']:.1f} "
+            f"| {errors} | {v['upstream_retried']} |"
+        )
+    lines += ["", "What each variant is:", ""]
+    lines += [f"- **{name}**: {v['summary']}" for name, v in document["variants"].items()]
+    lines += ["", "## Checks", ""]
+    for check in document["checks"]:
+        verdict = "PASS" if check["passed"] else "FAIL"
+        lines.append(f"- **{verdict}** `{check['name']}`: {check['detail']}")
+    verdict = "all checks passed" if document["passed"] else "at least one check FAILED"
+    lines += ["", f"Verdict: {verdict}.", "", "## Requests per second (1 s buckets)", ""]
+    for name, v in document["variants"].items():
+        errors = [
+            sum(n for code, n in b["status"].items() if not 200 <= int(code) < 400)
+            for b in v["series"]
+        ]
+        lines.append(f"- {name}: errors per second: {' '.join(str(e) for e in errors)}")
+    lines += ["", f"Raw data: the variant folders in `{document['results_dir']}`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,188 @@
+"""Run a lab: for each variant bring the topology up, drive the load, inject the
+faults, measure, tear down; then judge the checks and write the results."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import aiohttp
+
+from labs.engine import nginx, report
+from labs.engine.errors import LabError
+from labs.engine.load import LoadFiles, Progress, read_progress, start_locust
+from labs.engine.local import Endpoints, LocalTopology
+from labs.engine.metrics import VariantResult, read_requests, summarize
+from labs.engine.processes import ProcessGroup
+from labs.engine.spec import CheckResult, FaultStep, Lab, Variant
+from labs.engine.state import new_run_id, registered_run, sweep_stale_runs
+
+LOCUST_GRACE_S = 30.0
+"""How long past its duration Locust may take (start-up, stop timeout, writing files)."""
+
+ProgressCallback = Callable[[str, float, float, Progress | None], None]
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; raised so every `finally` on the stack runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def interrupts_raise() -> Iterator[None]:
+    def handler(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class RunOptions:
+    variants: Sequence[str] = ()
+    duration_s: float | None = None
+    results_root: Path = Path("results")
+    progress: ProgressCallback | None = None
+    variant_done: Callable[[VariantResult], None] | None = None
+
+
+@dataclass
+class RunOutcome:
+    lab: Lab
+    results: dict[str, VariantResult]
+    checks: list[CheckResult]
+    results_dir: Path
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def to_dict(self) -> dict[str, object]:
+        return report.results_document(self.lab, self.results, self.checks, self.results_dir)
+
+
+def select_variants(lab: Lab, names: Sequence[str]) -> list[Variant]:
+    return [lab.variant(name) for name in names] if names else list(lab.variants)
+
+
+def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
+    """Run the lab's variants one after another. Every process started here is
+    stopped before this returns or raises, including on SIGINT and SIGTERM."""
+    variants = select_variants(lab, options.variants)
+    if options.duration_s is not None:
+        variants = [
+            replace(v, load=replace(v.load, duration_s=options.duration_s)) for v in variants
+        ]
+    nginx.find_nginx()
+    sweep_stale_runs()
+    run_id = new_run_id(lab.name)
+    results_dir = report.create_results_dir(options.results_root, lab.name)
+    group = ProcessGroup(run_id, results_dir / "logs")
+    with interrupts_raise(), registered_run(run_id, lab.name, "run"):
+        try:
+            results = asyncio.run(_run_variants(lab, variants, group, results_dir, options))
+        finally:
+            group.stop_all()
+    checks = judge(lab, results)
+    outcome = RunOutcome(lab, results, checks, results_dir)
+    report.write(outcome.to_dict(), lab, results_dir)
+    return outcome
+
+
+def judge(lab: Lab, results: dict[str, VariantResult]) -> list[CheckResult]:
+    return [check.run(results) for check in lab.checks if set(check.variants) <= set(results)]
+
+
+async def _run_variants(
+    lab: Lab, variants: list[Variant], group: ProcessGroup, results_dir: Path, options: RunOptions
+) -> dict[str, VariantResult]:
+    results = {}
+    for variant in variants:
+        result = await run_variant(lab, variant, group, results_dir / variant.name, options)
+        results[variant.name] = result
+        if options.variant_done:
+            options.variant_done(result)
+    return results
+
+
+async def run_variant(
+    lab: Lab, variant: Variant, group: ProcessGroup, out_dir: Path, options: RunOptions
+) -> VariantResult:
+    group.log_dir = out_dir / "logs"
+    topology = LocalTopology(lab, variant, group, out_dir)
+    files = LoadFiles(out_dir)
+    try:
+        endpoints = await topology.start()
+        locust = start_locust(group, variant.load, endpoints.nginx_url, files)
+        faults = asyncio.create_task(apply_faults(variant.faults, endpoints))
+        started = time.monotonic()
+        limit = variant.load.duration_s + LOCUST_GRACE_S
+        try:
+            while locust.alive():
+                elapsed = time.monotonic() - started
+                if options.progress:
+                    options.progress(
+                        variant.name, elapsed, variant.load.duration_s, read_progress(files)
+                    )
+                if elapsed > limit:
+                    raise LabError(f"locust did not finish within {limit:g} s ({variant.name})")
+                await asyncio.sleep(0.25)
+        finally:
+            faults.cancel()
+        if locust.process.returncode != 0 or not files.events.exists():
+            raise LabError(
+                f"locust failed in variant {variant.name} (exit {locust.process.returncode}): "
+                f"{locust.log_tail(3) or 'no output'}"
+            )
+    finally:
+        topology.stop()
+    return measure(variant.name, files, out_dir)
+
+
+def measure(variant: str, files: LoadFiles, out_dir: Path) -> VariantResult:
+    result = summarize(variant, read_requests(files.events))
+    nginx_dir = out_dir / "nginx"
+    error_log = nginx_dir / "error.log"
+    access_log = nginx_dir / "access.log"
+    if error_log.exists():
+        result.nginx_errors = nginx.parse_error_log(error_log.read_text(errors="replace"))
+    if access_log.exists():
+        access = nginx.parse_access_log(access_log.read_text(errors="replace"))
+        result.upstream_attempts = access.upstream_attempts
+        result.upstream_retried = access.retried
+    result.artifacts = {
+        p.name: str(p) for p in sorted(out_dir.rglob("*")) if p.is_file() and p.stat().st_size
+    }
+    return result
+
+
+async def apply_faults(steps: Sequence[FaultStep], endpoints: Endpoints) -> None:
+    """Set each step's faults on its service at its time (seconds into the load)."""
+    started = time.monotonic()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        for step in sorted(steps, key=lambda s: s.at_s):
+            await asyncio.sleep(max(0.0, step.at_s - (time.monotonic() - started)))
+            urls = endpoints.services.get(step.service, [])
+            if step.replica is not None:
+                urls = urls[step.replica : step.replica + 1]
+            for url in urls:
+                async with session.put(f"{url}/admin/faults", json=dict(step.settings)) as response:
+                    if response.status != 200:
+                        raise LabError(
+                            f"fault {dict(step.settings)} rejected by {url}: {response.status}"
+                        )
+
+
+__all__ = ["Interrupted", "RunOptions", "RunOutcome", "run_lab", "select_variants"]

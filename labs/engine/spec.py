@@ -1,0 +1,146 @@
+"""What a lab is, as data: topology, variants, load, faults, checks.
+
+A lab module builds one `Lab`; the engine reads it and never imports a lab by name.
+Variants are whole descriptions (use `dataclasses.replace` on a base variant), so a
+reader of lab.py sees exactly what differs between `broken` and `fixed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from labs.engine.metrics import VariantResult
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOADTESTS_DIR = REPO_ROOT / "loadtests"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """nginx's upstream block: how it pools and picks backend connections."""
+
+    keepalive: int = 0
+    """Idle connections nginx keeps per worker (0 = a new connection per request)."""
+    keepalive_timeout: str = "60s"
+    balance: str = ""
+    """Algorithm directive, e.g. "least_conn" ("" = round robin)."""
+    max_fails: int = 0
+    """0 = never mark a server down (passive health checks off)."""
+    fail_timeout: str = "10s"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    connect_timeout: str = "2s"
+    read_timeout: str = "30s"
+    next_upstream: str = "error timeout"
+    """nginx's default; "off" shows every upstream error to the client."""
+
+
+@dataclass(frozen=True)
+class NginxSpec:
+    upstream: Upstream = field(default_factory=Upstream)
+    proxy: Proxy = field(default_factory=Proxy)
+    client_keepalive_timeout: str = "75s"
+    worker_processes: int = 1
+    extra_location: tuple[str, ...] = ()
+    """Extra directives for `location /`, without the trailing semicolon."""
+    backend: str = "api"
+    """The service whose replicas form nginx's upstream."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service behind nginx, run as `python -m <module> --port P <args>`."""
+
+    name: str = "api"
+    module: str = "services.api"
+    replicas: int = 1
+    args: Mapping[str, object] = field(default_factory=dict)
+    """Command-line options without the leading dashes: {"keepalive-timeout": 1.0}."""
+    depends_on: Mapping[str, str] = field(default_factory=dict)
+    """Option -> service: the engine passes that service's URLs (comma-separated)."""
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    locustfile: str
+    """File name under loadtests/."""
+    users: int
+    spawn_rate: float
+    duration_s: float
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Parameters for the locustfile (each documents its own LAB_* variables)."""
+
+    @property
+    def path(self) -> Path:
+        return LOADTESTS_DIR / self.locustfile
+
+
+@dataclass(frozen=True)
+class FaultStep:
+    """At `at_s` seconds into the load, set `settings` on a service's fault switch."""
+
+    at_s: float
+    service: str
+    settings: Mapping[str, object]
+    replica: int | None = None
+    """Index of one replica, or None for all of them."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    summary: str
+    nginx: NginxSpec
+    services: tuple[ServiceSpec, ...]
+    load: LoadSpec
+    faults: tuple[FaultStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """A verdict over the variants' results; `evaluate` returns (passed, detail)."""
+
+    name: str
+    evaluate: Callable[[Mapping[str, VariantResult]], tuple[bool, str]]
+    variants: tuple[str, ...]
+    """Variants this check needs; it is skipped when a run leaves one out."""
+
+    def run(self, results: Mapping[str, VariantResult]) -> CheckResult:
+        passed, detail = self.evaluate(results)
+        return CheckResult(self.name, passed, detail)
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    title: str
+    question: str
+    """The one question the lab answers, shown in `lab list` and reports."""
+    guide: Path
+    variants: tuple[Variant, ...]
+    checks: tuple[Check, ...]
+    key_metrics: tuple[str, ...] = ("requests", "status.502", "p99_ms")
+    """Columns of the summary table: VariantResult fields or `status.<code>`."""
+    demo: bool = True
+
+    def variant(self, name: str) -> Variant:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        known = ", ".join(v.name for v in self.variants)
+        from labs.engine.errors import LabError
+
+        raise LabError(f"unknown variant {name!r} for lab {self.name} (known: {known})")

@@ -1,0 +1,68 @@
+"""The process behind `lab up`: holds one variant's topology up until `lab down`.
+
+`lab up` starts this detached and returns once the state file says "ready"; the
+services and nginx are this process's children and die with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+
+from labs.engine.catalog import get_lab
+from labs.engine.errors import LabError
+from labs.engine.local import LocalTopology
+from labs.engine.processes import ProcessGroup
+from labs.engine.runner import Interrupted, interrupts_raise
+from labs.engine.state import state_dir, up_file, write_json_atomic
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labs.engine.supervisor")
+    parser.add_argument("--lab", required=True)
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    record = {
+        "run_id": args.run_id,
+        "pid": os.getpid(),
+        "lab": args.lab,
+        "variant": args.variant,
+        "status": "starting",
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json_atomic(up_file(), record)
+    logs = state_dir() / "up" / args.run_id
+    group = ProcessGroup(args.run_id, logs / "logs")
+    topology = None
+    with interrupts_raise():
+        try:
+            lab = get_lab(args.lab)
+            topology = LocalTopology(lab, lab.variant(args.variant), group, logs, args.port)
+            endpoints = asyncio.run(topology.start())
+            record.update(status="ready", endpoints=endpoints.to_dict(), logs=str(logs))
+            record["pids"] = group.pids()
+            write_json_atomic(up_file(), record)
+            while True:
+                time.sleep(3600)
+        except LabError as exc:
+            record.update(status="failed", error=str(exc))
+            write_json_atomic(up_file(), record)
+            return 2
+        except Interrupted:
+            return 0
+        finally:
+            if topology is not None:
+                topology.stop()
+            group.stop_all()
+            if record["status"] != "failed":
+                up_file().unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Pacing for load shapes whose users must fire together (no Locust import, so
+it can be tested without gevent's monkey-patching)."""
+
+from __future__ import annotations
+
+GOLDEN = 0.6180339887498949
+
+
+def swept_offset(k: int, low: float, high: float) -> float:
+    """The k-th offset of a golden-ratio sweep over [low, high].
+
+    Every stretch of consecutive k covers the range evenly (unlike random draws,
+    which clump), and every run sweeps the same sequence.
+    """
+    if high < low:
+        raise ValueError("high must be >= low")
+    return low + (high - low) * ((k * GOLDEN) % 1.0)
+
+
+class BurstClock:
+    """When the next burst fires: `gap + offset(k)` after the *last* response of
+    burst k came back. Idle time then starts from the moment the backend armed
+    its keep-alive timers, however long the burst itself took on a busy machine.
+    """
+
+    def __init__(self, first: float, gap_s: float, offset_low_s: float, offset_high_s: float):
+        if gap_s + offset_low_s <= 0:
+            raise ValueError("gap + smallest offset must be > 0")
+        swept_offset(0, offset_low_s, offset_high_s)
+        self.gap_s = gap_s
+        self.low = offset_low_s
+        self.high = offset_high_s
+        self.index = 0
+        self.fire_at = first
+        self.outstanding = 0
+
+    def join(self) -> int:
+        """A user fires in the current burst; returns its index."""
+        self.outstanding += 1
+        return self.index
+
+    def done(self, now: float) -> bool:
+        """A user's response came back; True when it was the burst's last one
+        (the next burst is then scheduled)."""
+        self.outstanding -= 1
+        if self.outstanding > 0:
+            return False
+        self.index += 1
+        self.fire_at = now + self.gap_s + swept_offset(self.index, self.low, self.high)
+        return True

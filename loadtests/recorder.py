@@ -1,0 +1,40 @@
+"""Record every request Locust makes (time, name, status, latency) to a CSV file.
+
+Locust's own stats do not break successes down by status code, and its stats CSV
+is written by a 1 s poller that can miss the tail; the engine computes every
+number it reports from this file instead. Import it from a locustfile; it is
+inert unless LAB_EVENTS_FILE names the output file (so by-hand runs are unaffected).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+
+from locust import events
+
+EVENTS_FILE_ENV = "LAB_EVENTS_FILE"
+_rows: list[tuple[float, str, int, float]] = []
+
+
+@events.request.add_listener
+def _record(name, response_time, response=None, exception=None, start_time=None, **_kw):
+    status = getattr(response, "status_code", 0) or 0
+    if exception is not None and not status:
+        status = 0
+    started = start_time if start_time is not None else time.time() - response_time / 1000
+    _rows.append((started, name, int(status), float(response_time)))
+
+
+@events.quitting.add_listener
+def _write(**_kw):
+    path = os.environ.get(EVENTS_FILE_ENV)
+    if not path:
+        return
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["start_s", "name", "status", "response_ms"])
+        writer.writerows((f"{t:.6f}", n, s, f"{ms:.3f}") for t, n, s, ms in _rows)
+    os.replace(tmp, path)

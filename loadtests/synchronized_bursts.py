@@ -1,0 +1,77 @@
+"""Synchronized bursts: every user fires at once, all wait for the slowest
+response, then all sit idle for the same gap before the next burst.
+
+This is the load shape that exposes keep-alive races. Every user fires together,
+so nginx needs every pooled upstream connection at once, and every one of them
+then idles for about the same time. The gap is LAB_IDLE_MS plus an offset swept
+deterministically (golden-ratio sequence) over [LAB_OFFSET_MIN_MS, LAB_OFFSET_MAX_MS],
+counted from the last response of the previous burst (when the backend armed its
+idle timers), so the idle time keeps crossing the backend's keep-alive timeout
+instead of always landing on one side of it.
+
+Users that pace themselves independently do not reproduce it: nginx reuses the
+most recently returned connection first, so the old ones time out unnoticed.
+
+Environment (all optional):
+  LAB_METHOD          POST (default) or GET
+  LAB_PATH            request path (default /work)
+  LAB_IDLE_MS         base gap between bursts in ms (default 1000)
+  LAB_OFFSET_MIN_MS   sweep start in ms (default -14)
+  LAB_OFFSET_MAX_MS   sweep end in ms (default 2)
+
+By hand, with the web UI:
+  locust -f loadtests/synchronized_bursts.py --host http://127.0.0.1:PORT -u 32 -r 32
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import gevent
+from locust import FastHttpUser, constant, task
+
+import loadtests.recorder  # noqa: F401  (records every request for the engine)
+from loadtests.pacing import BurstClock
+
+METHOD = os.environ.get("LAB_METHOD", "POST").upper()
+PATH = os.environ.get("LAB_PATH", "/work")
+BODY = b'{"item": "widget", "quantity": 1}'
+JOIN_WINDOW_S = 0.005
+"""A user later than this after the burst fired waits for the next one."""
+
+CLOCK = BurstClock(
+    first=time.time() + 1.0,
+    gap_s=float(os.environ.get("LAB_IDLE_MS", "1000")) / 1000,
+    offset_low_s=float(os.environ.get("LAB_OFFSET_MIN_MS", "-14")) / 1000,
+    offset_high_s=float(os.environ.get("LAB_OFFSET_MAX_MS", "2")) / 1000,
+)
+
+
+def _wait_for_burst() -> None:
+    """Sleep until the next burst fires. A user that finished early polls until the
+    slowest response of its burst is back and the next burst is scheduled."""
+    while True:
+        now = time.time()
+        if now < CLOCK.fire_at:
+            gevent.sleep(CLOCK.fire_at - now)
+            return
+        if now <= CLOCK.fire_at + JOIN_WINDOW_S or CLOCK.outstanding == 0:
+            return  # just fired, or a burst nobody joined (users spawned late): fire now
+        gevent.sleep(0.005)
+
+
+class BurstUser(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def fire(self) -> None:
+        _wait_for_burst()
+        CLOCK.join()
+        try:
+            if METHOD == "POST":
+                self.client.post(PATH, data=BODY, headers={"Content-Type": "application/json"})
+            else:
+                self.client.get(PATH)
+        finally:
+            CLOCK.done(time.time())

@@ -1,0 +1,136 @@
+"""The api under test: a tiny work endpoint with a fault switch.
+
+Public routes (nginx proxies these): GET/POST /work, GET /healthz, GET /readyz.
+Admin routes (nginx never exposes them): /admin/faults, /admin/stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from services.api.faults import FaultError, Faults
+from services.common.problem import problem
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass
+class ApiConfig:
+    replica_id: str = "api-1"
+    keepalive_timeout_s: float = 75.0
+    """How long an idle HTTP keep-alive connection stays open before the api closes it."""
+    faults: Faults = field(default_factory=Faults)
+    seed: int | None = None
+
+
+@dataclass
+class ApiState:
+    config: ApiConfig
+    rng: random.Random
+    in_flight: int = 0
+    responses: Counter[int] = field(default_factory=Counter)
+
+
+STATE = web.AppKey("state", ApiState)
+
+
+def create_app(config: ApiConfig) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[STATE] = ApiState(config=config, rng=random.Random(config.seed))
+    app.router.add_get("/work", work)
+    app.router.add_post("/work", work)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/admin/faults", get_faults)
+    app.router.add_put("/admin/faults", update_faults)
+    app.router.add_post("/admin/faults", update_faults)
+    app.router.add_delete("/admin/faults", reset_faults)
+    app.router.add_get("/admin/stats", stats)
+    return app
+
+
+async def work(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    state.in_flight += 1
+    try:
+        response = await _do_work(request, state)
+    finally:
+        state.in_flight -= 1
+    state.responses[response.status] += 1
+    response.headers["X-Replica"] = state.config.replica_id
+    return response
+
+
+async def _do_work(request: web.Request, state: ApiState) -> web.Response:
+    faults = state.config.faults
+    body_bytes = 0
+    if request.method == "POST":
+        try:
+            body_bytes = len(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return problem(413, "Payload Too Large", f"body limit is {MAX_BODY_BYTES} bytes")
+    if faults.in_outage():
+        remaining = faults.outage_remaining_s()
+        response = problem(503, "Service Unavailable", "injected outage")
+        response.headers["Retry-After"] = str(max(1, round(remaining)))
+        return response
+    if faults.max_concurrent and state.in_flight > faults.max_concurrent:
+        return problem(503, "Service Unavailable", "over capacity (injected limit)")
+    if faults.latency_ms:
+        await asyncio.sleep(faults.latency_ms / 1000)
+    if faults.should_fail(state.rng):
+        return problem(faults.error_status, "Injected Error", "fault switch is on")
+    return web.json_response(
+        {"replica": state.config.replica_id, "method": request.method, "body_bytes": body_bytes}
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "replica": request.app[STATE].config.replica_id})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    return web.json_response({"ready": True, "replica": request.app[STATE].config.replica_id})
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].config.faults.as_dict())
+
+
+async def update_faults(request: web.Request) -> web.Response:
+    try:
+        changes = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return problem(400, "Bad Request", "body must be a JSON object")
+    if not isinstance(changes, dict):
+        return problem(400, "Bad Request", "body must be a JSON object")
+    faults = request.app[STATE].config.faults
+    try:
+        faults.update(changes)
+    except FaultError as exc:
+        return problem(422, "Invalid Fault Setting", str(exc))
+    return web.json_response(faults.as_dict())
+
+
+async def reset_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.config.faults = Faults()
+    return web.json_response(state.config.faults.as_dict())
+
+
+async def stats(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response(
+        {
+            "replica": state.config.replica_id,
+            "in_flight": state.in_flight,
+            "responses": {str(code): n for code, n in sorted(state.responses.items())},
+            "keepalive_timeout_s": state.config.keepalive_timeout_s,
+        }
+    )

@@ -1,0 +1,83 @@
+"""The api's fault switch: what to break, settable at start and at run time.
+
+Faults apply to the work endpoints only; health checks stay truthful so the
+topology can still tell a sick replica from a dead one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+
+
+class FaultError(ValueError):
+    """A fault setting that is unknown or out of range."""
+
+
+@dataclass
+class Faults:
+    latency_ms: float = 0.0
+    """Added to every work request before it is answered."""
+    error_status: int = 0
+    """Status returned instead of the work (0 = no injected errors)."""
+    error_rate: float = 1.0
+    """Share of work requests that get error_status when it is set."""
+    outage_s: float = 0.0
+    """Every work request gets 503 for this long from the moment it is set."""
+    max_concurrent: int = 0
+    """More work requests in flight than this get 503 (0 = unlimited)."""
+
+    def __post_init__(self) -> None:
+        self._outage_until = 0.0
+        self.validate()
+        self._arm_outage()
+
+    def validate(self) -> None:
+        if not 0 <= self.latency_ms <= 600_000:
+            raise FaultError("latency_ms must be between 0 and 600000")
+        if self.error_status and not 400 <= self.error_status <= 599:
+            raise FaultError("error_status must be 0 or an HTTP error status (400-599)")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise FaultError("error_rate must be between 0 and 1")
+        if not 0 <= self.outage_s <= 3600:
+            raise FaultError("outage_s must be between 0 and 3600")
+        if self.max_concurrent < 0:
+            raise FaultError("max_concurrent must be >= 0")
+
+    def _arm_outage(self) -> None:
+        self._outage_until = time.monotonic() + self.outage_s if self.outage_s else 0.0
+
+    def update(self, changes: dict[str, object]) -> None:
+        """Apply a partial update atomically: all settings valid, or nothing changes."""
+        known = {f.name: f.type for f in fields(self)}
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise FaultError(f"unknown fault setting(s): {', '.join(unknown)}")
+        candidate = asdict(self)
+        for name, value in changes.items():
+            wanted = int if known[name] in ("int", int) else float
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise FaultError(f"{name} must be a number")
+            if wanted is int and value != int(value):
+                raise FaultError(f"{name} must be a whole number")
+            candidate[name] = wanted(value)
+        Faults(**candidate)  # validates
+        for name, value in candidate.items():
+            setattr(self, name, value)
+        if "outage_s" in changes:
+            self._arm_outage()
+
+    def in_outage(self) -> bool:
+        return time.monotonic() < self._outage_until
+
+    def outage_remaining_s(self) -> float:
+        return max(0.0, self._outage_until - time.monotonic())
+
+    def should_fail(self, rng: random.Random) -> bool:
+        return bool(self.error_status) and rng.random() < self.error_rate
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = asdict(self)
+        data["outage_remaining_s"] = round(self.outage_remaining_s(), 3)
+        return data

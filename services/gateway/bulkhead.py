@@ -1,0 +1,159 @@
+"""A per-downstream bulkhead: a private connection pool plus a cap on in-flight calls.
+
+With one shared ``ClientSession``, a slow dependency holds pooled connections and tasks until
+every request through the gateway queues behind it. Giving each downstream its own pool
+(``TCPConnector(limit=max_connections)``) and its own in-flight cap confines a slowdown to the
+callers of that downstream.
+
+The in-flight cap is checked before the pool is touched, and it rejects fast. aiohttp queues a
+request that finds the pool full, and ``ClientTimeout.connect`` includes that queueing time, so
+without the cap a saturated pool surfaces as connect timeouts that look like an unreachable
+downstream (and would trip a circuit breaker). Keep ``max_in_flight <= max_connections`` so an
+admitted call never waits for a pool slot, and saturation shows up as ``BulkheadFullError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+
+__all__ = ["Bulkhead", "BulkheadConfig", "BulkheadFullError"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadConfig:
+    max_connections: int
+    """Size of this downstream's private connection pool."""
+    max_in_flight: int
+    """Concurrent calls admitted; the next one is rejected."""
+    max_wait_s: float = 0.0
+    """How long a call may wait for a free slot before rejection; 0 rejects immediately."""
+    name: str = "downstream"
+    base_url: str | None = None
+    """Passed to the ``ClientSession``, so callers can use paths."""
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        if self.max_wait_s < 0:
+            raise ValueError("max_wait_s must be >= 0")
+
+
+class BulkheadFullError(Exception):
+    """Every slot was taken (for ``max_wait_s``); the call was not started."""
+
+    def __init__(self, name: str, max_in_flight: int, waited_s: float) -> None:
+        super().__init__(
+            f"bulkhead {name!r} full: {max_in_flight} calls in flight, waited {waited_s:.3f}s"
+        )
+        self.name = name
+        self.max_in_flight = max_in_flight
+        self.waited_s = waited_s
+
+
+class Bulkhead:
+    """Use as ``async with Bulkhead(config) as bulkhead:``, or ``start()`` and ``close()``.
+
+    Guard each call with ``async with bulkhead.slot():`` around the whole exchange, response body
+    included, or with ``await bulkhead.run(fn, *args)``.
+    """
+
+    def __init__(self, config: BulkheadConfig) -> None:
+        self.config = config
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.admitted = 0
+        self.rejected = 0
+        self._slots = asyncio.BoundedSemaphore(config.max_in_flight)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError(f"bulkhead {self.name!r} is not started")
+        return self._session
+
+    async def start(self) -> None:
+        """Create the session; needs a running event loop, hence not done in ``__init__``."""
+        if self._session is not None:
+            raise RuntimeError(f"bulkhead {self.name!r} is already started")
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=0)
+        self._session = aiohttp.ClientSession(base_url=self.config.base_url, connector=connector)
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one in-flight slot for the block; raises ``BulkheadFullError`` if none is free.
+
+        The slot is released however the block exits, cancellation included.
+        """
+        await self._acquire()
+        self.admitted += 1
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._slots.release()
+
+    async def run(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+        async with self.slot():
+            return await fn(*args, **kwargs)
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state for an admin endpoint or a metrics exporter."""
+        return {
+            "name": self.name,
+            "max_connections": self.config.max_connections,
+            "max_in_flight": self.config.max_in_flight,
+            "max_wait_s": self.config.max_wait_s,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+            "admitted": self.admitted,
+            "rejected": self.rejected,
+            "started": self._session is not None,
+        }
+
+    async def _acquire(self) -> None:
+        # A free slot is taken without suspending, so the common path costs no scheduling.
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return
+        wait_s = self.config.max_wait_s
+        if wait_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slots.acquire(), wait_s)
+                return
+        self.rejected += 1
+        raise BulkheadFullError(self.name, self.config.max_in_flight, wait_s)

@@ -1,0 +1,129 @@
+"""Nothing the runner starts outlives it: interrupted runs and `lab up` / `lab down`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from labs.engine.processes import pid_alive, processes_with_run_id
+from tests.conftest import LAB, REPO_ROOT, run_lab_cli
+
+
+def run_ids_of(runner_pid: int) -> set[str]:
+    """LAB_RUN_IDs of live processes started by the runner with this pid."""
+    ids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"LAB_RUN_ID=") and item.endswith(f"-{runner_pid}".encode()):
+                if pid_alive(int(entry.name)):
+                    ids.add(item.split(b"=", 1)[1].decode())
+    return ids
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def process_names(run_id: str) -> list[str]:
+    names = []
+    for pid in processes_with_run_id(run_id):
+        with contextlib.suppress(OSError):
+            names.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return names
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_run_leaves_nothing_behind(lab_env, tmp_path, sig, code):
+    runner = subprocess.Popen(
+        [*LAB, "run", "keepalive-502", "--duration", "30", "--results-dir", str(tmp_path)],
+        cwd=REPO_ROOT, env=lab_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # wait until the load runs: nginx, the api and Locust all carry the run id
+        assert wait_for(
+            lambda: any("locust" in n for ids in [run_ids_of(runner.pid)] for i in ids
+                        for n in process_names(i)),
+            timeout=30,
+        ), "locust never started"  # fmt: skip
+        (run_id,) = run_ids_of(runner.pid)
+        time.sleep(1.0)
+        runner.send_signal(sig)
+        _, stderr = runner.communicate(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == code, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert wait_for(lambda: not processes_with_run_id(run_id), timeout=5), process_names(run_id)
+    assert not list(Path(tempfile.gettempdir()).glob(f"lab-{run_id}-*")), "temp prefix left"
+    assert not list((Path(lab_env["LAB_STATE_DIR"]) / "runs").glob("*.json"))
+
+
+def test_killed_run_is_cleaned_up_by_the_next_lab_down(lab_env, tmp_path):
+    runner = subprocess.Popen(
+        [*LAB, "run", "keepalive-502", "--duration", "30", "--results-dir", str(tmp_path)],
+        cwd=REPO_ROOT, env=lab_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: bool(run_ids_of(runner.pid)), timeout=30)
+        (run_id,) = run_ids_of(runner.pid)
+        time.sleep(1.0)
+        runner.kill()
+        runner.wait(timeout=10)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    down = run_lab_cli("down", env=lab_env)
+    assert down.returncode == 0
+    assert wait_for(lambda: not processes_with_run_id(run_id), timeout=10), process_names(run_id)
+    assert not list(Path(tempfile.gettempdir()).glob(f"lab-{run_id}-*"))
+
+
+def test_up_status_curl_down(lab_env):
+    up = run_lab_cli("up", "keepalive-502", "--variant", "broken", env=lab_env, timeout=60)
+    assert up.returncode == 0, up.stderr
+    try:
+        status = json.loads(run_lab_cli("status", "--json", env=lab_env).stdout)
+        assert status["up"] is True and status["variant"] == "broken"
+        nginx_url = status["endpoints"]["nginx"]
+        assert nginx_url.startswith("http://127.0.0.1:")
+        assert (
+            nginx_url in up.stdout and "locust" in up.stdout and "--web-host 127.0.0.1" in up.stdout
+        )
+        with urllib.request.urlopen(f"{nginx_url}/work", timeout=5) as response:
+            assert response.status == 200
+            assert response.headers["X-Replica"] == "api-1"
+        for hidden in ("/admin/faults", "/metrics"):
+            with pytest.raises(urllib.error.HTTPError) as denied:
+                urllib.request.urlopen(f"{nginx_url}{hidden}", timeout=5)
+            assert denied.value.code == 404
+        api_url = status["endpoints"]["services"]["api"][0]
+        with urllib.request.urlopen(f"{api_url}/admin/faults", timeout=5) as response:
+            assert response.status == 200, "the admin endpoint is on the api itself"
+        second = run_lab_cli("up", "keepalive-502", env=lab_env)
+        assert second.returncode == 2 and "already up" in second.stderr
+    finally:
+        down = run_lab_cli("down", env=lab_env)
+    assert down.returncode == 0 and "stopped keepalive-502/broken" in down.stdout
+    assert not processes_with_run_id(status["run_id"])
+    assert not pid_alive(status["pid"])
+    assert json.loads(run_lab_cli("status", "--json", env=lab_env).stdout) == {"up": False}

@@ -1,0 +1,134 @@
+from pathlib import Path
+
+import pytest
+
+from labs.engine import nginx
+from labs.engine.catalog import all_labs
+from labs.engine.errors import LabError
+from labs.engine.spec import NginxSpec, Proxy, Upstream
+
+
+def render(tmp_path: Path, spec: NginxSpec, servers=("127.0.0.1:9001",)) -> str:
+    layout = nginx.NginxLayout(tmp_path / "prefix")
+    text = nginx.render_config(
+        spec, lab="t", variant="v", listen="127.0.0.1:9000", servers=list(servers), layout=layout
+    )
+    nginx.write_config(text, layout)
+    return text
+
+
+def test_keepalive_pool_needs_http11_and_empty_connection_header(tmp_path):
+    text = render(tmp_path, NginxSpec(upstream=Upstream(keepalive=32, keepalive_timeout="60s")))
+    assert "keepalive 32;" in text
+    assert "keepalive_timeout 60s;" in text
+    assert "proxy_http_version 1.1;" in text
+    assert 'proxy_set_header Connection "";' in text
+
+
+def test_without_pool_there_is_no_keepalive_directive(tmp_path):
+    text = render(tmp_path, NginxSpec(upstream=Upstream(keepalive=0)))
+    assert "keepalive " not in text.split("upstream backend", 1)[1].split("}", 1)[0]
+    assert "proxy_http_version" not in text
+
+
+def test_servers_balance_and_proxy_settings_are_rendered(tmp_path):
+    spec = NginxSpec(
+        upstream=Upstream(balance="least_conn", max_fails=3, fail_timeout="5s"),
+        proxy=Proxy(next_upstream="off", read_timeout="7s"),
+        extra_location=("add_header X-Lab yes",),
+    )
+    text = render(tmp_path, spec, servers=("127.0.0.1:9001", "127.0.0.1:9002"))
+    assert "least_conn;" in text
+    assert "server 127.0.0.1:9001 max_fails=3 fail_timeout=5s;" in text
+    assert "server 127.0.0.1:9002 max_fails=3 fail_timeout=5s;" in text
+    assert "proxy_next_upstream off;" in text
+    assert "proxy_read_timeout 7s;" in text
+    assert "add_header X-Lab yes;" in text
+    assert "listen 127.0.0.1:9000;" in text
+
+
+def test_admin_and_metrics_are_not_proxied(tmp_path):
+    text = render(tmp_path, NginxSpec())
+    assert "location /admin/ { return 404; }" in text
+    assert "location = /metrics { return 404; }" in text
+
+
+@pytest.mark.parametrize(
+    "lab_variant",
+    [(lab, v) for lab in all_labs() for v in lab.variants],
+    ids=lambda lv: f"{lv[0].name}/{lv[1].name}",
+)
+def test_every_variant_config_passes_nginx_t(tmp_path, lab_variant):
+    lab, variant = lab_variant
+    layout = nginx.NginxLayout(tmp_path / "prefix")
+    text = nginx.render_config(
+        variant.nginx, lab=lab.name, variant=variant.name, listen="127.0.0.1:9000",
+        servers=["127.0.0.1:9001"], layout=layout,
+    )  # fmt: skip
+    nginx.write_config(text, layout)
+    nginx.test_config(layout)
+    assert "listen 127.0.0.1:" in text, "must bind loopback only"
+
+
+def test_nginx_t_failure_is_a_lab_error_with_nginx_message(tmp_path):
+    render(tmp_path, NginxSpec(upstream=Upstream(keepalive_timeout="0.9s"), proxy=Proxy()))
+    # keepalive_timeout only appears with a pool; force one with an invalid time.
+    layout = nginx.NginxLayout(tmp_path / "bad")
+    text = nginx.render_config(
+        NginxSpec(upstream=Upstream(keepalive=8, keepalive_timeout="0.9s")),
+        lab="t", variant="v", listen="127.0.0.1:9000", servers=["127.0.0.1:9001"], layout=layout,
+    )  # fmt: skip
+    nginx.write_config(text, layout)
+    with pytest.raises(LabError, match=r"nginx rejected the config .*invalid value"):
+        nginx.test_config(layout)
+
+
+def test_missing_nginx_override_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("LAB_NGINX", "/nonexistent/nginx")
+    with pytest.raises(LabError, match="not an executable nginx"):
+        nginx.find_nginx()
+
+
+ERROR_LOG = """\
+2026/11/21 23:40:01 [error] 12#12: *5 upstream prematurely closed connection while reading response header from upstream, client: 127.0.0.1
+2026/11/21 23:40:01 [error] 12#12: *7 recv() failed (104: Connection reset by peer) while reading response header from upstream, client: 127.0.0.1
+2026/11/21 23:40:02 [error] 12#12: *8 recv() failed (104: Connection reset by peer) while reading response header from upstream
+2026/11/21 23:40:03 [error] 12#12: *9 connect() failed (111: Connection refused) while connecting to upstream
+2026/11/21 23:40:04 [error] 12#12: *10 no live upstreams while connecting to upstream
+2026/11/21 23:40:05 [error] 12#12: *11 upstream timed out (110: Connection timed out) while reading response header
+2026/11/21 23:40:06 [error] 12#12: *12 something nobody has seen before
+2026/11/21 23:40:07 [notice] 12#12: signal process started
+a continuation line that is not an entry
+"""  # noqa: E501
+
+
+def test_error_log_is_counted_by_kind():
+    assert nginx.parse_error_log(ERROR_LOG) == {
+        "connection_refused": 1,
+        "connection_reset": 2,
+        "no_live_upstreams": 1,
+        "other": 1,
+        "upstream_prematurely_closed": 1,
+        "upstream_timed_out": 1,
+    }
+
+
+def test_empty_error_log_has_no_kinds():
+    assert nginx.parse_error_log("") == {}
+
+
+def test_access_log_counts_statuses_and_upstream_retries():
+    lines = "\n".join(
+        [
+            '{"t":1.0,"status":200,"upstream_status":"200"}',
+            '{"t":1.1,"status":200,"upstream_status":"502, 200"}',
+            '{"t":1.2,"status":502,"upstream_status":"502"}',
+            '{"t":1.3,"status":404,"upstream_status":""}',
+            "not json",
+        ]
+    )
+    summary = nginx.parse_access_log(lines)
+    assert summary.requests == 4
+    assert summary.status == {"200": 2, "404": 1, "502": 1}
+    assert summary.upstream_attempts == {"200": 2, "502": 2}
+    assert summary.retried == 1
