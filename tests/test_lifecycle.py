@@ -28,9 +28,9 @@ def run_ids_of(runner_pid: int) -> set[str]:
         except OSError:
             continue
         for item in environ:
-            if item.startswith(b"LAB_RUN_ID=") and item.endswith(f"-{runner_pid}".encode()):
-                if pid_alive(int(entry.name)):
-                    ids.add(item.split(b"=", 1)[1].decode())
+            ours = item.startswith(b"LAB_RUN_ID=") and item.endswith(f"-{runner_pid}".encode())
+            if ours and pid_alive(int(entry.name)):
+                ids.add(item.split(b"=", 1)[1].decode())
     return ids
 
 

@@ -103,6 +103,16 @@ class VariantResult:
     upstream_attempts: dict[str, int] = field(default_factory=dict)
     upstream_retried: int = 0
     series: list[Bucket] = field(default_factory=list)
+    origin_s: float = 0.0
+    """Epoch time of the first request: t = 0 of `series`, `events` and `samples`."""
+    events: list[dict[str, object]] = field(default_factory=list)
+    """What the engine did during the load: {"t_s", "what", ...} (fault steps)."""
+    services: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    """Each replica's /admin/stats at the end of the load, by service."""
+    samples: list[dict[str, object]] = field(default_factory=list)
+    """Periodic /admin/stats: {"t_s", "service", "replica", "stats"} (see Lab.sample_interval_s)."""
+    extra: dict[str, object] = field(default_factory=dict)
+    """The lab's own numbers (Lab.derive)."""
     artifacts: dict[str, str] = field(default_factory=dict)
 
     def count(self, status: int | str) -> int:
@@ -120,6 +130,8 @@ class VariantResult:
             return self.count(key.split(".", 1)[1])
         if key.startswith("nginx."):
             return self.nginx_errors.get(key.split(".", 1)[1], 0)
+        if key.startswith("extra."):
+            return self.extra[key.split(".", 1)[1]]
         return getattr(self, key)
 
     def to_dict(self) -> dict[str, object]:
@@ -147,4 +159,5 @@ def summarize(variant: str, requests: Sequence[Request]) -> VariantResult:
         max_ms=round(max(latencies), 3) if latencies else 0.0,
         rps=round(len(requests) / duration, 2) if duration else 0.0,
         series=time_series(requests),
+        origin_s=min((r.start_s for r in requests), default=0.0),
     )

@@ -18,8 +18,8 @@ from labs.engine.errors import LabError
 from labs.engine.load import LoadFiles, Progress, read_progress, start_locust
 from labs.engine.local import Endpoints, LocalTopology
 from labs.engine.metrics import VariantResult, read_requests, summarize
-from labs.engine.processes import ProcessGroup
-from labs.engine.spec import CheckResult, FaultStep, Lab, Variant
+from labs.engine.processes import Child, ProcessGroup
+from labs.engine.spec import CheckResult, DeriveContext, FaultStep, Lab, Variant
 from labs.engine.state import new_run_id, registered_run, sweep_stale_runs
 
 LOCUST_GRACE_S = 30.0
@@ -123,36 +123,61 @@ async def run_variant(
     group.log_dir = out_dir / "logs"
     topology = LocalTopology(lab, variant, group, out_dir)
     files = LoadFiles(out_dir)
+    events: list[dict[str, object]] = []
+    samples: list[dict[str, object]] = []
     try:
         endpoints = await topology.start()
         locust = start_locust(group, variant.load, endpoints.nginx_url, files)
-        faults = asyncio.create_task(apply_faults(variant.faults, endpoints))
-        started = time.monotonic()
-        limit = variant.load.duration_s + LOCUST_GRACE_S
-        try:
-            while locust.alive():
-                elapsed = time.monotonic() - started
-                if options.progress:
-                    options.progress(
-                        variant.name, elapsed, variant.load.duration_s, read_progress(files)
-                    )
-                if elapsed > limit:
-                    raise LabError(f"locust did not finish within {limit:g} s ({variant.name})")
-                await asyncio.sleep(0.25)
-        finally:
-            faults.cancel()
-        if locust.process.returncode != 0 or not files.events.exists():
-            raise LabError(
-                f"locust failed in variant {variant.name} (exit {locust.process.returncode}): "
-                f"{locust.log_tail(3) or 'no output'}"
+        background = [asyncio.create_task(apply_faults(variant.faults, endpoints, events))]
+        if lab.sample_interval_s:
+            background.append(
+                asyncio.create_task(sample_stats(endpoints, lab.sample_interval_s, samples))
             )
+        try:
+            await wait_for_load(locust, variant, files, options)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+        final_stats = await collect_stats(endpoints)
     finally:
         topology.stop()
-    return measure(variant.name, files, out_dir)
+    result = measure(lab, variant, files, out_dir)
+    result.events = [_relative(e, result.origin_s) for e in events]
+    result.samples = [_relative(s, result.origin_s) for s in samples]
+    result.services = final_stats
+    if lab.derive:
+        requests = read_requests(files.events)
+        result.extra = dict(lab.derive(DeriveContext(variant, result, requests, out_dir)))
+    return result
 
 
-def measure(variant: str, files: LoadFiles, out_dir: Path) -> VariantResult:
-    result = summarize(variant, read_requests(files.events))
+async def wait_for_load(
+    locust: Child, variant: Variant, files: LoadFiles, options: RunOptions
+) -> None:
+    started = time.monotonic()
+    limit = variant.load.duration_s + LOCUST_GRACE_S
+    while locust.alive():
+        elapsed = time.monotonic() - started
+        if options.progress:
+            options.progress(variant.name, elapsed, variant.load.duration_s, read_progress(files))
+        if elapsed > limit:
+            raise LabError(f"locust did not finish within {limit:g} s ({variant.name})")
+        await asyncio.sleep(0.25)
+    if locust.process.returncode != 0 or not files.events.exists():
+        raise LabError(
+            f"locust failed in variant {variant.name} (exit {locust.process.returncode}): "
+            f"{locust.log_tail(3) or 'no output'}"
+        )
+
+
+def _relative(record: dict[str, object], origin_s: float) -> dict[str, object]:
+    epoch = float(record.pop("epoch_s"))  # type: ignore[arg-type]
+    return {"t_s": round(epoch - origin_s, 3), **record}
+
+
+def measure(lab: Lab, variant: Variant, files: LoadFiles, out_dir: Path) -> VariantResult:
+    result = summarize(variant.name, read_requests(files.events))
     nginx_dir = out_dir / "nginx"
     error_log = nginx_dir / "error.log"
     access_log = nginx_dir / "access.log"
@@ -163,13 +188,62 @@ def measure(variant: str, files: LoadFiles, out_dir: Path) -> VariantResult:
         result.upstream_attempts = access.upstream_attempts
         result.upstream_retried = access.retried
     result.artifacts = {
-        p.name: str(p) for p in sorted(out_dir.rglob("*")) if p.is_file() and p.stat().st_size
+        str(p.relative_to(out_dir)): str(p)
+        for p in sorted(out_dir.rglob("*"))
+        if p.is_file() and p.stat().st_size
     }
     return result
 
 
-async def apply_faults(steps: Sequence[FaultStep], endpoints: Endpoints) -> None:
-    """Set each step's faults on its service at its time (seconds into the load)."""
+def _replica_urls(endpoints: Endpoints) -> list[tuple[str, int, str]]:
+    return [
+        (service, index, url)
+        for service, urls in endpoints.services.items()
+        for index, url in enumerate(urls)
+    ]
+
+
+async def _get_stats(session: aiohttp.ClientSession, url: str) -> dict[str, object] | None:
+    try:
+        async with session.get(f"{url}/admin/stats") as response:
+            return await response.json() if response.status == 200 else None
+    except (TimeoutError, aiohttp.ClientError, ValueError):
+        return None
+
+
+async def collect_stats(endpoints: Endpoints) -> dict[str, list[dict[str, object]]]:
+    """Every replica's /admin/stats, by service (None where a replica did not answer)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        replicas = _replica_urls(endpoints)
+        answers = await asyncio.gather(*(_get_stats(session, url) for _, _, url in replicas))
+    stats: dict[str, list[dict[str, object]]] = {}
+    for (service, _, _), answer in zip(replicas, answers, strict=True):
+        stats.setdefault(service, []).append(answer or {})
+    return stats
+
+
+async def sample_stats(
+    endpoints: Endpoints, interval_s: float, samples: list[dict[str, object]]
+) -> None:
+    """Append every replica's /admin/stats to `samples` every `interval_s` until cancelled."""
+    timeout = aiohttp.ClientTimeout(total=max(interval_s, 0.5))
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        replicas = _replica_urls(endpoints)
+        while True:
+            epoch = time.time()
+            answers = await asyncio.gather(*(_get_stats(session, url) for _, _, url in replicas))
+            for (service, index, _), answer in zip(replicas, answers, strict=True):
+                if answer is not None:
+                    samples.append(
+                        {"epoch_s": epoch, "service": service, "replica": index, "stats": answer}
+                    )
+            await asyncio.sleep(max(0.0, interval_s - (time.time() - epoch)))
+
+
+async def apply_faults(
+    steps: Sequence[FaultStep], endpoints: Endpoints, events: list[dict[str, object]]
+) -> None:
+    """Set each step's faults on its service at its time (seconds after Locust starts)."""
     started = time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         for step in sorted(steps, key=lambda s: s.at_s):
@@ -178,11 +252,19 @@ async def apply_faults(steps: Sequence[FaultStep], endpoints: Endpoints) -> None
             if step.replica is not None:
                 urls = urls[step.replica : step.replica + 1]
             for url in urls:
-                async with session.put(f"{url}/admin/faults", json=dict(step.settings)) as response:
-                    if response.status != 200:
-                        raise LabError(
-                            f"fault {dict(step.settings)} rejected by {url}: {response.status}"
-                        )
+                async with session.put(f"{url}/admin/faults", json=dict(step.settings)) as reply:
+                    if reply.status != 200:
+                        detail = await reply.text()
+                        raise LabError(f"fault {dict(step.settings)} rejected by {url}: {detail}")
+            events.append(
+                {
+                    "epoch_s": time.time(),
+                    "what": "fault",
+                    "service": step.service,
+                    "replica": step.replica,
+                    "settings": dict(step.settings),
+                }
+            )
 
 
 __all__ = ["Interrupted", "RunOptions", "RunOutcome", "run_lab", "select_variants"]

@@ -7,13 +7,13 @@ reader of lab.py sees exactly what differs between `broken` and `fixed`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from labs.engine.metrics import VariantResult
+    from labs.engine.metrics import Request, VariantResult
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOADTESTS_DIR = REPO_ROOT / "loadtests"
@@ -124,6 +124,32 @@ class Check:
 
 
 @dataclass(frozen=True)
+class DeriveContext:
+    """What a lab's `derive` hook sees after a variant ran."""
+
+    variant: Variant
+    result: VariantResult
+    requests: Sequence[Request]
+    out_dir: Path
+
+
+Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+"""Label -> (x: seconds since the first request, y values)."""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One panel of the report: a quantity over time, per variant."""
+
+    title: str
+    y_label: str
+    series: Callable[[VariantResult], Series]
+    kind: Literal["line", "step", "bar"] = "line"
+    shade_faults: bool = True
+    """Shade the windows between fault events (`VariantResult.events`)."""
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     title: str
@@ -135,6 +161,11 @@ class Lab:
     key_metrics: tuple[str, ...] = ("requests", "status.502", "p99_ms")
     """Columns of the summary table: VariantResult fields or `status.<code>`."""
     demo: bool = True
+    sample_interval_s: float | None = None
+    """Poll every replica's /admin/stats this often during the load (None = only at the end)."""
+    derive: Callable[[DeriveContext], Mapping[str, object]] | None = None
+    """Lab-specific numbers from a variant's run, stored in `VariantResult.extra`."""
+    plots: tuple[Plot, ...] = ()
 
     def variant(self, name: str) -> Variant:
         for variant in self.variants:

@@ -9,7 +9,7 @@ from labs.engine.load import LoadFiles, locust_argv, read_progress
 from labs.engine.metrics import VariantResult
 from labs.engine.ports import ensure_port_free, free_ports, is_listening
 from labs.engine.spec import LoadSpec
-from loadtests.pacing import Ticks
+from loadtests.pacing import BurstClock, swept_offset
 
 
 def result(name="v", requests=640, status=None, nginx_errors=None) -> VariantResult:
@@ -101,23 +101,30 @@ def test_progress_is_read_from_locust_stats_csv(tmp_path):
     assert (progress.requests, progress.failures) == (120, 7)
 
 
-def test_ticks_sweep_the_offset_range_evenly_and_deterministically():
-    ticks = Ticks(first=100.0, gap_s=1.0, offset_min_s=0.003, offset_max_s=0.011)
-    gaps = [ticks.at(k + 1) - ticks.at(k) for k in range(200)]
-    assert all(1.003 - 1e-9 <= g <= 1.011 + 1e-9 for g in gaps)
+def test_swept_offsets_cover_the_range_evenly_and_deterministically():
+    offsets = [swept_offset(k, -0.016, -0.004) for k in range(200)]
+    assert all(-0.016 <= o <= -0.004 for o in offsets)
     # golden-ratio sequence: every quarter of the range is visited about equally
-    quarters = [int((g - 1.003) / 0.002) for g in gaps]
+    quarters = [min(3, int((o + 0.016) / 0.003)) for o in offsets]
     assert all(40 <= quarters.count(q) <= 60 for q in range(4))
-    assert Ticks(100.0, 1.0, 0.003, 0.011).at(50) == ticks.at(50)
-
-
-def test_ticks_next_after_skips_past_ticks():
-    ticks = Ticks(first=10.0, gap_s=1.0, offset_min_s=0.0, offset_max_s=0.0)
-    assert ticks.next_after(9.0) == 0
-    assert ticks.next_after(10.0) == 1
-    assert ticks.next_after(12.5, index=1) == 3
-
-
-def test_ticks_reject_a_non_positive_gap():
+    assert swept_offset(37, -0.016, -0.004) == offsets[37]
     with pytest.raises(ValueError):
-        Ticks(first=0, gap_s=0.001, offset_min_s=-0.002, offset_max_s=0)
+        swept_offset(1, 0.01, 0.0)
+
+
+def test_burst_clock_schedules_the_next_burst_after_the_last_response():
+    clock = BurstClock(first=100.0, gap_s=1.0, offset_low_s=-0.016, offset_high_s=-0.004)
+    assert clock.fire_at == 100.0
+    assert [clock.join() for _ in range(3)] == [0, 0, 0]
+    assert clock.done(now=100.010) is False
+    assert clock.done(now=100.020) is False
+    assert clock.fire_at == 100.0, "not rescheduled while responses are outstanding"
+    assert clock.done(now=100.030) is True
+    assert clock.index == 1
+    assert clock.fire_at == pytest.approx(101.030 + swept_offset(1, -0.016, -0.004))
+    assert clock.outstanding == 0
+
+
+def test_burst_clock_rejects_a_non_positive_gap():
+    with pytest.raises(ValueError):
+        BurstClock(first=0, gap_s=0.001, offset_low_s=-0.002, offset_high_s=0)
