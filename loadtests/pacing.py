@@ -18,9 +18,10 @@ def swept_offset(k: int, low: float, high: float) -> float:
 
 
 class BurstClock:
-    """When the next burst fires: `gap + offset(k)` after the *last* response of
-    burst k came back. Idle time then starts from the moment the backend armed
-    its keep-alive timers, however long the burst itself took on a busy machine.
+    """When the next burst fires: `gap + offset(k)` after the *median* response of
+    burst k came back. A backend arms its idle timer as it answers, and most of a
+    burst's answers leave together, so the median marks when most pooled
+    connections will be closed, however long the burst took on a busy machine.
     """
 
     def __init__(self, first: float, gap_s: float, offset_low_s: float, offset_high_s: float):
@@ -33,6 +34,7 @@ class BurstClock:
         self.index = 0
         self.fire_at = first
         self.outstanding = 0
+        self._returned: list[float] = []
 
     def join(self) -> int:
         """A user fires in the current burst; returns its index."""
@@ -43,8 +45,11 @@ class BurstClock:
         """A user's response came back; True when it was the burst's last one
         (the next burst is then scheduled)."""
         self.outstanding -= 1
+        self._returned.append(now)
         if self.outstanding > 0:
             return False
+        median = sorted(self._returned)[(len(self._returned) - 1) // 2]
+        self._returned.clear()
         self.index += 1
-        self.fire_at = now + self.gap_s + swept_offset(self.index, self.low, self.high)
+        self.fire_at = median + self.gap_s + swept_offset(self.index, self.low, self.high)
         return True

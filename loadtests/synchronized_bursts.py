@@ -5,7 +5,7 @@ This is the load shape that exposes keep-alive races. Every user fires together,
 so nginx needs every pooled upstream connection at once, and every one of them
 then idles for about the same time. The gap is LAB_IDLE_MS plus an offset swept
 deterministically (golden-ratio sequence) over [LAB_OFFSET_MIN_MS, LAB_OFFSET_MAX_MS],
-counted from the last response of the previous burst (when the backend armed its
+counted from the median response of the previous burst (when the backend armed most of its
 idle timers), so the idle time keeps crossing the backend's keep-alive timeout
 instead of always landing on one side of it.
 
@@ -16,8 +16,8 @@ Environment (all optional):
   LAB_METHOD          POST (default) or GET
   LAB_PATH            request path (default /work)
   LAB_IDLE_MS         base gap between bursts in ms (default 1000)
-  LAB_OFFSET_MIN_MS   sweep start in ms (default -14)
-  LAB_OFFSET_MAX_MS   sweep end in ms (default 2)
+  LAB_OFFSET_MIN_MS   sweep start in ms (default -9)
+  LAB_OFFSET_MAX_MS   sweep end in ms (default -1)
 
 By hand, with the web UI:
   locust -f loadtests/synchronized_bursts.py --host http://127.0.0.1:PORT -u 32 -r 32
@@ -43,8 +43,8 @@ JOIN_WINDOW_S = 0.005
 CLOCK = BurstClock(
     first=time.time() + 1.0,
     gap_s=float(os.environ.get("LAB_IDLE_MS", "1000")) / 1000,
-    offset_low_s=float(os.environ.get("LAB_OFFSET_MIN_MS", "-14")) / 1000,
-    offset_high_s=float(os.environ.get("LAB_OFFSET_MAX_MS", "2")) / 1000,
+    offset_low_s=float(os.environ.get("LAB_OFFSET_MIN_MS", "-9")) / 1000,
+    offset_high_s=float(os.environ.get("LAB_OFFSET_MAX_MS", "-1")) / 1000,
 )
 
 

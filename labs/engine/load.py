@@ -63,7 +63,8 @@ def locust_argv(load: LoadSpec, host: str, files: LoadFiles) -> list[str]:
 def start_locust(group: ProcessGroup, load: LoadSpec, host: str, files: LoadFiles) -> Child:
     files.directory.mkdir(parents=True, exist_ok=True)
     env = {**load.env, "LAB_EVENTS_FILE": str(files.events)}
-    return group.start("locust", locust_argv(load, host, files), env=env)
+    argv = locust_argv(load, host, files)
+    return group.start("locust", argv, env=env, log_dir=files.directory / "logs")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ port, and nothing is considered up until it answers its health check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -17,11 +20,11 @@ from pathlib import Path
 
 import aiohttp
 
-from labs.engine import nginx
+from labs.engine import nginx, parts
 from labs.engine.errors import LabError, StartupError
 from labs.engine.ports import HOST, ensure_port_free, free_ports
 from labs.engine.processes import Child, ProcessGroup
-from labs.engine.spec import REPO_ROOT, Lab, ServiceSpec, Variant
+from labs.engine.spec import REPO_ROOT, FaultAction, Lab, ServiceSpec, Variant
 
 STARTUP_TIMEOUT_S = 15.0
 
@@ -31,9 +34,11 @@ class Endpoints:
     nginx_url: str
     services: dict[str, list[str]] = field(default_factory=dict)
     """Service name -> base URL of each replica (admin endpoints live there too)."""
+    parts: dict[str, str] = field(default_factory=dict)
+    """Part name -> URL, e.g. {"redis": "redis://127.0.0.1:P"}."""
 
     def to_dict(self) -> dict[str, object]:
-        return {"nginx": self.nginx_url, "services": self.services}
+        return {"nginx": self.nginx_url, "services": self.services, "parts": self.parts}
 
 
 def service_argv(
@@ -69,27 +74,40 @@ class LocalTopology:
         self.children: list[Child] = []
         self.prefix = Path(tempfile.mkdtemp(prefix=f"lab-{group.run_id}-"))
         self.layout = nginx.NginxLayout(self.prefix)
+        self.log_dir = artifacts_dir / "logs"
 
     async def start(self) -> Endpoints:
         if self.nginx_port is not None:
             ensure_port_free(self.nginx_port)
-        nginx.find_nginx()  # fail before starting anything when nginx is missing
+        nginx.find_nginx()  # fail before starting anything when nginx or a part is missing
+        parts.check_parts(self.variant.parts)
         replicas = sum(s.replicas for s in self.variant.services)
-        ports = iter(free_ports(replicas + 1))
+        ports = iter(free_ports(replicas + len(self.variant.parts) + 1))
         nginx_port = self.nginx_port or next(ports)
         urls: dict[str, list[str]] = {}
+        part_urls: dict[str, str] = {}
+        for name in self.variant.parts:
+            part = await parts.start_part(
+                name, self.group, next(ports), self.prefix / name, log_dir=self.log_dir
+            )
+            self.children.append(part.child)
+            urls[name] = [part.url]
+            part_urls[name] = part.url
         for spec in self.variant.services:
             started = []
             for replica in range(spec.replicas):
                 port = next(ports)
                 argv = service_argv(spec, port, replica, urls)
-                child = self.group.start(f"{spec.name}-{replica + 1}", argv, cwd=REPO_ROOT)
+                child = self.group.start(
+                    f"{spec.name}-{replica + 1}", argv, cwd=REPO_ROOT, log_dir=self.log_dir
+                )
                 self.children.append(child)
                 started.append((child, f"http://{HOST}:{port}"))
             await asyncio.gather(*(wait_healthy(c, f"{u}/readyz") for c, u in started))
             urls[spec.name] = [u for _, u in started]
+        services = {name: u for name, u in urls.items() if name not in part_urls}
         backend = self.variant.nginx.backend
-        if backend not in urls:
+        if backend not in services:
             raise LabError(f"nginx backend {backend!r} is not a service of this variant")
         config = nginx.render_config(
             self.variant.nginx,
@@ -101,11 +119,34 @@ class LocalTopology:
         )
         nginx.write_config(config, self.layout)
         nginx.test_config(self.layout)
-        proxy = self.group.start("nginx", nginx.nginx_argv(self.layout))
+        proxy = self.group.start("nginx", nginx.nginx_argv(self.layout), log_dir=self.log_dir)
         self.children.append(proxy)
         nginx_url = f"http://{HOST}:{nginx_port}"
         await wait_healthy(proxy, f"{nginx_url}/healthz", log=self.layout.error_log)
-        return Endpoints(nginx_url, urls)
+        return Endpoints(nginx_url, services, part_urls)
+
+    def processes(self, service: str, replica: int | None = None) -> list[Child]:
+        """The running children of a service (`api` -> api-1, api-2, ...) or of a part."""
+        if replica is not None:
+            found = [c for c in self.children if c.name == f"{service}-{replica + 1}"]
+        else:
+            found = [c for c in self.children if _belongs_to(c.name, service)]
+        if not found:
+            which = service if replica is None else f"{service} replica {replica}"
+            raise LabError(f"no process for {which} in this topology")
+        return found
+
+    async def halt(self, service: str, replica: int | None, action: FaultAction) -> list[str]:
+        """Mid-run, "stop" (SIGTERM: a clean shutdown, waited for) or "kill" (SIGKILL: a
+        crash) a service's processes or a part; returns the names of those hit. They stay
+        in `children`, so `stop()` still reaps them."""
+        hit = self.processes(service, replica)
+        if action == "kill":
+            for child in hit:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGKILL)
+        await asyncio.gather(*(asyncio.to_thread(self.group.stop, child) for child in hit))
+        return [child.name for child in hit]
 
     def stop(self) -> None:
         """Stop nginx first (no new traffic), then the services; keep nginx's files."""
@@ -119,6 +160,11 @@ class LocalTopology:
                 if path.exists():
                     shutil.copy2(path, target / path.name)
             shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+def _belongs_to(child_name: str, service: str) -> bool:
+    prefix, _, index = child_name.rpartition("-")
+    return child_name == service or (prefix == service and index.isdigit())
 
 
 async def wait_healthy(child: Child, url: str, log: Path | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Numbers from raw request records: counts by status, percentiles, 1 s series."""
+"""Numbers from raw request records: counts by status, percentiles, time series."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
@@ -46,6 +46,12 @@ def status_counts(requests: Iterable[Request]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: int(item[0])))
 
 
+def status_class(status: int | str) -> str:
+    """Status class: "2xx" .. "5xx", or "no response" for a connection error (status 0)."""
+    code = int(status)
+    return f"{code // 100}xx" if code else "no response"
+
+
 @dataclass(frozen=True)
 class Bucket:
     t_s: float
@@ -54,20 +60,40 @@ class Bucket:
     status: dict[str, int]
     p50_ms: float
     p99_ms: float
+    p95_ms: float = 0.0
+    """Percentiles of an empty bucket are 0; plots show them as gaps (`requests == 0`)."""
+
+    def classes(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for code, n in self.status.items():
+            counts[status_class(code)] += n
+        return dict(counts)
 
 
-def time_series(requests: Sequence[Request], bucket_s: float = 1.0) -> list[Bucket]:
-    """Requests per bucket by start time; empty buckets inside the run are kept."""
+def bucket_index(offset_s: float, bucket_s: float) -> int:
+    """Which bucket an offset falls in, computed in whole microseconds so that
+    0.3 s lands in bucket 3 of 0.1 s (float division says 2.9999...)."""
+    return int(round(offset_s * 1e6) // round(bucket_s * 1e6))
+
+
+def time_series(
+    requests: Sequence[Request], bucket_s: float = 1.0, origin: float | None = None
+) -> list[Bucket]:
+    """Requests per bucket by start time; empty buckets inside the run are kept.
+    `origin` is t = 0 (default: the first request); earlier requests are dropped."""
     if bucket_s <= 0:
         raise ValueError("bucket_s must be > 0")
     if not requests:
         return []
-    origin = min(r.start_s for r in requests)
+    if origin is None:
+        origin = min(r.start_s for r in requests)
     grouped: dict[int, list[Request]] = {}
     for r in requests:
-        grouped.setdefault(int((r.start_s - origin) // bucket_s), []).append(r)
+        index = bucket_index(r.start_s - origin, bucket_s)
+        if index >= 0:
+            grouped.setdefault(index, []).append(r)
     buckets = []
-    for index in range(max(grouped) + 1):
+    for index in range(max(grouped, default=-1) + 1):
         members = grouped.get(index, [])
         latencies = [r.response_ms for r in members]
         buckets.append(
@@ -77,6 +103,7 @@ def time_series(requests: Sequence[Request], bucket_s: float = 1.0) -> list[Buck
                 status=status_counts(members),
                 p50_ms=round(percentile(latencies, 50), 3),
                 p99_ms=round(percentile(latencies, 99), 3),
+                p95_ms=round(percentile(latencies, 95), 3),
             )
         )
     return buckets
@@ -103,6 +130,7 @@ class VariantResult:
     upstream_attempts: dict[str, int] = field(default_factory=dict)
     upstream_retried: int = 0
     series: list[Bucket] = field(default_factory=list)
+    """1 s buckets of the client's view; `buckets(0.1)` for finer ones."""
     origin_s: float = 0.0
     """Epoch time of the first request: t = 0 of `series`, `events` and `samples`."""
     events: list[dict[str, object]] = field(default_factory=list)
@@ -114,6 +142,13 @@ class VariantResult:
     extra: dict[str, object] = field(default_factory=dict)
     """The lab's own numbers (Lab.derive)."""
     artifacts: dict[str, str] = field(default_factory=dict)
+    nginx_series: dict[str, list[float]] = field(default_factory=dict)
+    """1 s buckets from nginx's logs: "t_s", "retried", "error.<kind>" (engine.logseries)."""
+    scrapes: list[dict[str, object]] = field(default_factory=list)
+    """Prometheus /metrics of every replica during the load:
+    {"t_s", "service", "replica", "samples": {"name{label=value,...}": value}}."""
+    raw_requests: list[Request] = field(default_factory=list, repr=False, compare=False)
+    """Every request, in memory only (not in results.json): finer buckets on demand."""
 
     def count(self, status: int | str) -> int:
         return self.status.get(str(status), 0)
@@ -134,8 +169,16 @@ class VariantResult:
             return self.extra[key.split(".", 1)[1]]
         return getattr(self, key)
 
+    def buckets(self, bucket_s: float = 1.0) -> list[Bucket]:
+        """The client's time series in `bucket_s` buckets (0.1 where a lab asks for it)."""
+        if bucket_s == 1.0:
+            return self.series
+        return time_series(self.raw_requests, bucket_s, origin=self.origin_s)
+
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(replace(self, raw_requests=[]))
+        del data["raw_requests"]
+        return data
 
 
 def summarize(variant: str, requests: Sequence[Request]) -> VariantResult:
@@ -160,4 +203,5 @@ def summarize(variant: str, requests: Sequence[Request]) -> VariantResult:
         rps=round(len(requests) / duration, 2) if duration else 0.0,
         series=time_series(requests),
         origin_s=min((r.start_s for r in requests), default=0.0),
+        raw_requests=list(requests),
     )

@@ -102,6 +102,8 @@ def render_config(
         listen=listen,
         client_keepalive_timeout=spec.client_keepalive_timeout,
         extra_location=spec.extra_location,
+        http_directives=spec.http_directives,
+        retry_after_s=spec.retry_after_s,
     )
 
 

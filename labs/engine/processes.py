@@ -64,9 +64,12 @@ class ProcessGroup:
         argv: Sequence[str],
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        log_dir: Path | None = None,
     ) -> Child:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}.log"
+        """Start `argv`; its output goes to `<log_dir or the group's>/<name>.log`."""
+        log_dir = log_dir or self.log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{name}.log"
         child_env = {**os.environ, **(env or {}), "LAB_RUN_ID": self.run_id}
         with log_path.open("ab") as log:
             process = subprocess.Popen(

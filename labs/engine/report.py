@@ -1,4 +1,6 @@
-"""results.json (a stable, machine-readable schema) and report.md for one run."""
+"""One run's results on disk: results.json (a stable, machine-readable schema),
+report.md, the plots as PNG files and report.html. Every file is written to a
+temporary name first and renamed, so a reader never sees half a report."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from labs.engine import html, plots
 from labs.engine.errors import LabError
 from labs.engine.metrics import VariantResult
 from labs.engine.spec import CheckResult, Lab
@@ -56,14 +59,46 @@ def results_document(
     }
 
 
-def write(document: dict[str, object], lab: Lab, results_dir: Path) -> None:
+PLOTS_DIR = "plots"
+HTML_NAME = "report.html"
+
+
+def write(
+    document: dict[str, object],
+    lab: Lab,
+    results_dir: Path,
+    results: Mapping[str, VariantResult] | None = None,
+    checks: Sequence[CheckResult] = (),
+) -> None:
+    """results.json and report.md; with the in-memory `results`, also the plots
+    (plots/NN-title.png) and report.html. results.json goes first: it is what
+    matters if drawing fails."""
     write_json_atomic(results_dir / "results.json", document)
-    tmp = results_dir / f".report.md.{os.getpid()}.tmp"
-    tmp.write_text(markdown(document, lab))
-    os.replace(tmp, results_dir / "report.md")
+    rendered = plots.render_all(lab, results) if results else []
+    for plot in rendered:
+        if plot.png:
+            write_atomic(results_dir / PLOTS_DIR / plot.filename, plot.png)
+    write_atomic(results_dir / "report.md", markdown(document, lab, rendered).encode())
+    if results is not None:
+        page = html.render(
+            lab,
+            results,
+            checks,
+            rendered,
+            str(results_dir),
+            time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        )
+        write_atomic(results_dir / HTML_NAME, page.encode())
 
 
-def markdown(document: dict, lab: Lab) -> str:
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def markdown(document: dict, lab: Lab, rendered: Sequence[plots.RenderedPlot] = ()) -> str:
     lines = [f"# {lab.title}", "", f"> {lab.question}", ""]
     lines += ["## Variants", ""]
     lines += [
@@ -91,5 +126,9 @@ def markdown(document: dict, lab: Lab) -> str:
             for b in v["series"]
         ]
         lines.append(f"- {name}: errors per second: {' '.join(str(e) for e in errors)}")
+    drawn = [p for p in rendered if p.png]
+    if drawn:
+        lines += ["", f"## Plots (all in one page: `{HTML_NAME}`)", ""]
+        lines += [f"![{p.title}]({PLOTS_DIR}/{p.filename})" for p in drawn]
     lines += ["", f"Raw data: the variant folders in `{document['results_dir']}`.", ""]
     return "\n".join(lines)

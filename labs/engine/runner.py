@@ -13,12 +13,13 @@ from pathlib import Path
 
 import aiohttp
 
-from labs.engine import nginx, report
+from labs.engine import logseries, nginx, report
 from labs.engine.errors import LabError
 from labs.engine.load import LoadFiles, Progress, read_progress, start_locust
 from labs.engine.local import Endpoints, LocalTopology
 from labs.engine.metrics import VariantResult, read_requests, summarize
 from labs.engine.processes import Child, ProcessGroup
+from labs.engine.scrape import SCRAPE_INTERVAL_S, scrape_metrics
 from labs.engine.spec import CheckResult, DeriveContext, FaultStep, Lab, Variant
 from labs.engine.state import new_run_id, registered_run, sweep_stale_runs
 
@@ -36,12 +37,23 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextmanager
 def interrupts_raise() -> Iterator[None]:
+    """Turn the first SIGINT/SIGTERM/SIGHUP into `Interrupted`; ignore repeats, so a
+    second Ctrl-C cannot cut the clean-up short."""
+    interrupted = False
+
     def handler(signum: int, _frame: object) -> None:
+        nonlocal interrupted
+        if interrupted:
+            return
+        interrupted = True
         raise Interrupted(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in HANDLED_SIGNALS}
     try:
         yield
     finally:
@@ -97,7 +109,7 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
             group.stop_all()
     checks = judge(lab, results)
     outcome = RunOutcome(lab, results, checks, results_dir)
-    report.write(outcome.to_dict(), lab, results_dir)
+    report.write(outcome.to_dict(), lab, results_dir, results, checks)
     return outcome
 
 
@@ -108,31 +120,40 @@ def judge(lab: Lab, results: dict[str, VariantResult]) -> list[CheckResult]:
 async def _run_variants(
     lab: Lab, variants: list[Variant], group: ProcessGroup, results_dir: Path, options: RunOptions
 ) -> dict[str, VariantResult]:
-    results = {}
-    for variant in variants:
+    async def one(variant: Variant) -> VariantResult:
         result = await run_variant(lab, variant, group, results_dir / variant.name, options)
-        results[variant.name] = result
         if options.variant_done:
             options.variant_done(result)
-    return results
+        return result
+
+    if lab.parallel_variants:
+        finished = await asyncio.gather(*(one(v) for v in variants))
+        return {result.variant: result for result in finished}
+    return {variant.name: await one(variant) for variant in variants}
 
 
 async def run_variant(
     lab: Lab, variant: Variant, group: ProcessGroup, out_dir: Path, options: RunOptions
 ) -> VariantResult:
-    group.log_dir = out_dir / "logs"
     topology = LocalTopology(lab, variant, group, out_dir)
     files = LoadFiles(out_dir)
     events: list[dict[str, object]] = []
     samples: list[dict[str, object]] = []
+    scrapes: list[dict[str, object]] = []
     try:
         endpoints = await topology.start()
         locust = start_locust(group, variant.load, endpoints.nginx_url, files)
-        background = [asyncio.create_task(apply_faults(variant.faults, endpoints, events))]
+        background = [
+            asyncio.create_task(apply_faults(variant.faults, endpoints, events, topology))
+        ]
         if lab.sample_interval_s:
             background.append(
                 asyncio.create_task(sample_stats(endpoints, lab.sample_interval_s, samples))
             )
+        scrape_every = min(SCRAPE_INTERVAL_S, lab.sample_interval_s or SCRAPE_INTERVAL_S)
+        background.append(
+            asyncio.create_task(scrape_metrics(_replica_urls(endpoints), scrapes, scrape_every))
+        )
         try:
             await wait_for_load(locust, variant, files, options)
         finally:
@@ -145,6 +166,7 @@ async def run_variant(
     result = measure(lab, variant, files, out_dir)
     result.events = [_relative(e, result.origin_s) for e in events]
     result.samples = [_relative(s, result.origin_s) for s in samples]
+    result.scrapes = [_relative(s, result.origin_s) for s in scrapes]
     result.services = final_stats
     if lab.derive:
         requests = read_requests(files.events)
@@ -181,12 +203,17 @@ def measure(lab: Lab, variant: Variant, files: LoadFiles, out_dir: Path) -> Vari
     nginx_dir = out_dir / "nginx"
     error_log = nginx_dir / "error.log"
     access_log = nginx_dir / "access.log"
+    error_text = error_log.read_text(errors="replace") if error_log.exists() else ""
+    access_text = access_log.read_text(errors="replace") if access_log.exists() else ""
     if error_log.exists():
-        result.nginx_errors = nginx.parse_error_log(error_log.read_text(errors="replace"))
+        result.nginx_errors = nginx.parse_error_log(error_text)
     if access_log.exists():
-        access = nginx.parse_access_log(access_log.read_text(errors="replace"))
+        access = nginx.parse_access_log(access_text)
         result.upstream_attempts = access.upstream_attempts
         result.upstream_retried = access.retried
+    result.nginx_series = logseries.nginx_series(
+        error_text, access_text, result.origin_s, len(result.series)
+    )
     result.artifacts = {
         str(p.relative_to(out_dir)): str(p)
         for p in sorted(out_dir.rglob("*"))
@@ -241,30 +268,46 @@ async def sample_stats(
 
 
 async def apply_faults(
-    steps: Sequence[FaultStep], endpoints: Endpoints, events: list[dict[str, object]]
+    steps: Sequence[FaultStep],
+    endpoints: Endpoints,
+    events: list[dict[str, object]],
+    topology: LocalTopology | None = None,
 ) -> None:
-    """Set each step's faults on its service at its time (seconds after Locust starts)."""
+    """Apply each step at its time (seconds after Locust starts): set faults through the
+    service's /admin/faults, or stop/kill its processes through the topology."""
     started = time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         for step in sorted(steps, key=lambda s: s.at_s):
             await asyncio.sleep(max(0.0, step.at_s - (time.monotonic() - started)))
-            urls = endpoints.services.get(step.service, [])
-            if step.replica is not None:
-                urls = urls[step.replica : step.replica + 1]
-            for url in urls:
-                async with session.put(f"{url}/admin/faults", json=dict(step.settings)) as reply:
-                    if reply.status != 200:
-                        detail = await reply.text()
-                        raise LabError(f"fault {dict(step.settings)} rejected by {url}: {detail}")
+            event: dict[str, object] = {"what": "fault", "action": step.action}
+            if step.action == "settings":
+                await _put_faults(session, step, endpoints)
+                event["settings"] = dict(step.settings)
+            elif topology is None:
+                raise LabError(f"fault action {step.action!r} needs the topology")
+            else:
+                event["processes"] = await topology.halt(step.service, step.replica, step.action)
             events.append(
                 {
                     "epoch_s": time.time(),
-                    "what": "fault",
+                    **event,
                     "service": step.service,
                     "replica": step.replica,
-                    "settings": dict(step.settings),
                 }
             )
+
+
+async def _put_faults(
+    session: aiohttp.ClientSession, step: FaultStep, endpoints: Endpoints
+) -> None:
+    urls = endpoints.services.get(step.service, [])
+    if step.replica is not None:
+        urls = urls[step.replica : step.replica + 1]
+    for url in urls:
+        async with session.put(f"{url}/admin/faults", json=dict(step.settings)) as reply:
+            if reply.status != 200:
+                detail = await reply.text()
+                raise LabError(f"fault {dict(step.settings)} rejected by {url}: {detail}")
 
 
 __all__ = ["Interrupted", "RunOptions", "RunOutcome", "run_lab", "select_variants"]

@@ -49,6 +49,11 @@ class NginxSpec:
     worker_processes: int = 1
     extra_location: tuple[str, ...] = ()
     """Extra directives for `location /`, without the trailing semicolon."""
+    http_directives: tuple[str, ...] = ()
+    """Extra directives for the `http` block (e.g. `limit_req_zone ...`), without the
+    trailing semicolon; a block (`map $a $b { ...; }`) is rendered as written."""
+    retry_after_s: int = 1
+    """Retry-After on nginx's own 429s (`error_page 429 = @too_many_requests`)."""
     backend: str = "api"
     """The service whose replicas form nginx's upstream."""
 
@@ -81,15 +86,23 @@ class LoadSpec:
         return LOADTESTS_DIR / self.locustfile
 
 
+FaultAction = Literal["settings", "stop", "kill"]
+
+
 @dataclass(frozen=True)
 class FaultStep:
-    """At `at_s` seconds into the load, set `settings` on a service's fault switch."""
+    """At `at_s` seconds into the load, act on a service (or a part, e.g. "redis").
+
+    `action` "settings" PUTs `settings` on the service's /admin/faults; "stop" sends
+    SIGTERM (a clean shutdown) and "kill" SIGKILL (a crash) to its processes.
+    """
 
     at_s: float
     service: str
-    settings: Mapping[str, object]
+    settings: Mapping[str, object] = field(default_factory=dict)
     replica: int | None = None
     """Index of one replica, or None for all of them."""
+    action: FaultAction = "settings"
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,9 @@ class Variant:
     services: tuple[ServiceSpec, ...]
     load: LoadSpec
     faults: tuple[FaultStep, ...] = ()
+    parts: tuple[str, ...] = ()
+    """Infrastructure the engine runs before the services, by name (known: "redis").
+    A service gets a part's URL like a service's: `depends_on={"redis-url": "redis"}`."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +177,9 @@ class Lab:
     key_metrics: tuple[str, ...] = ("requests", "status.502", "p99_ms")
     """Columns of the summary table: VariantResult fields or `status.<code>`."""
     demo: bool = True
+    parallel_variants: bool = False
+    """Run all variants at once, each on its own topology. Only for labs whose
+    variants are light enough not to disturb each other on 2 cores."""
     sample_interval_s: float | None = None
     """Poll every replica's /admin/stats this often during the load (None = only at the end)."""
     derive: Callable[[DeriveContext], Mapping[str, object]] | None = None

@@ -1,7 +1,7 @@
 """The api under test: a tiny work endpoint with a fault switch.
 
 Public routes (nginx proxies these): GET/POST /work, GET /healthz, GET /readyz.
-Admin routes (nginx never exposes them): /admin/faults, /admin/stats.
+Admin routes (nginx never exposes them): /admin/faults, /admin/stats, /metrics (Prometheus).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from services.api import ratelimit
 from services.api.faults import FaultError, Faults
+from services.common import metrics
 from services.common.problem import problem
 
 MAX_BODY_BYTES = 64 * 1024
@@ -27,6 +29,8 @@ class ApiConfig:
     """How long an idle HTTP keep-alive connection stays open before the api closes it."""
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None
+    ratelimit: ratelimit.RateLimitConfig | None = None
+    """Per-tenant limiting of /work (services.api.ratelimit); None = off."""
 
 
 @dataclass
@@ -52,6 +56,9 @@ def create_app(config: ApiConfig) -> web.Application:
     app.router.add_post("/admin/faults", update_faults)
     app.router.add_delete("/admin/faults", reset_faults)
     app.router.add_get("/admin/stats", stats)
+    metrics.install(app, service="api")
+    if config.ratelimit:
+        ratelimit.install(app, config.ratelimit)  # inside metrics: its 429s are counted
     return app
 
 

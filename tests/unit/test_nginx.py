@@ -1,3 +1,8 @@
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -5,6 +10,7 @@ import pytest
 from labs.engine import nginx
 from labs.engine.catalog import all_labs
 from labs.engine.errors import LabError
+from labs.engine.ports import free_ports, is_listening
 from labs.engine.spec import NginxSpec, Proxy, Upstream
 
 
@@ -132,3 +138,67 @@ def test_access_log_counts_statuses_and_upstream_retries():
     assert summary.status == {"200": 2, "404": 1, "502": 1}
     assert summary.upstream_attempts == {"200": 2, "502": 2}
     assert summary.retried == 1
+
+
+RATE_LIMIT = NginxSpec(
+    http_directives=(
+        'map $http_x_api_key $limit_key { "" $binary_remote_addr; default $http_x_api_key; }',
+        "limit_req_zone $limit_key zone=tenants:1m rate=1r/m",
+    ),
+    extra_location=(
+        "limit_req zone=tenants",
+        "limit_req_status 429",
+        "error_page 429 = @too_many_requests",
+    ),
+    retry_after_s=7,
+)
+
+
+def test_http_directives_render_in_the_http_block_and_blocks_as_written(tmp_path):
+    text = render(tmp_path, RATE_LIMIT)
+    http_block = text.split("http {", 1)[1].split("server {", 1)[0]
+    assert "limit_req_zone $limit_key zone=tenants:1m rate=1r/m;" in http_block
+    assert "default $http_x_api_key; }\n" in http_block, "a block gets no trailing semicolon"
+    assert "limit_req_status 429;" in text.split("location / {", 1)[1]
+
+
+def test_nginx_own_429_is_problem_json_with_retry_after_on_real_nginx(tmp_path):
+    """limit_req rejects before proxying, so no backend is needed for the 429 itself."""
+    listen_port, backend_port = free_ports(2)
+    layout = nginx.NginxLayout(tmp_path / "prefix")
+    text = nginx.render_config(
+        RATE_LIMIT, lab="t", variant="v", listen=f"127.0.0.1:{listen_port}",
+        servers=[f"127.0.0.1:{backend_port}"], layout=layout,
+    )  # fmt: skip
+    nginx.write_config(text, layout)
+    process = subprocess.Popen(nginx.nginx_argv(layout), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not is_listening(listen_port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{listen_port}/work"
+        statuses = []
+        for _ in range(3):
+            request = urllib.request.Request(url, headers={"X-API-Key": "noisy"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    statuses.append((response.status, response.headers, response.read()))
+            except urllib.error.HTTPError as error:
+                statuses.append((error.code, error.headers, error.read()))
+        # the first goes upstream (nothing listens: 502); the rest are over 1 r/min
+        assert [s for s, _, _ in statuses] == [502, 429, 429]
+        _, headers, body = statuses[1]
+        assert headers["Retry-After"] == "7"
+        assert headers["Content-Type"] == "application/problem+json"
+        assert json.loads(body) == {
+            "type": "about:blank", "title": "Too Many Requests", "status": 429,
+            "detail": "rate limited by nginx (limit_req)",
+        }  # fmt: skip
+        # another tenant (another API key) has its own budget
+        other = urllib.request.Request(url, headers={"X-API-Key": "quiet"})
+        with pytest.raises(urllib.error.HTTPError) as first_of_quiet:
+            urllib.request.urlopen(other, timeout=5)
+        assert first_of_quiet.value.code == 502
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
