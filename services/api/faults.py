@@ -6,6 +6,8 @@ topology can still tell a sick replica from a dead one.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, fields
@@ -30,6 +32,7 @@ class Faults:
 
     def __post_init__(self) -> None:
         self._outage_until = 0.0
+        self._sleepers: set[asyncio.Future[None]] = set()
         self.validate()
         self._arm_outage()
 
@@ -42,11 +45,26 @@ class Faults:
             raise FaultError("error_rate must be between 0 and 1")
         if not 0 <= self.outage_s <= 3600:
             raise FaultError("outage_s must be between 0 and 3600")
-        if self.max_concurrent < 0:
-            raise FaultError("max_concurrent must be >= 0")
+        if not 0 <= self.max_concurrent <= 1_000_000:
+            raise FaultError("max_concurrent must be between 0 and 1000000")
 
     def _arm_outage(self) -> None:
         self._outage_until = time.monotonic() + self.outage_s if self.outage_s else 0.0
+        if self.outage_s:
+            for sleeper in self._sleepers:  # requests in flight fail together, as in a crash
+                if not sleeper.done():
+                    sleeper.set_result(None)
+
+    async def delay(self, seconds: float) -> None:
+        """Sleep `seconds` (injected latency), cut short if an outage starts meanwhile."""
+        sleeper = asyncio.get_running_loop().create_future()
+        timer = asyncio.get_running_loop().call_later(seconds, _wake, sleeper)
+        self._sleepers.add(sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleepers.discard(sleeper)
 
     def update(self, changes: dict[str, object]) -> None:
         """Apply a partial update atomically: all settings valid, or nothing changes."""
@@ -59,6 +77,8 @@ class Faults:
             wanted = int if known[name] in ("int", int) else float
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise FaultError(f"{name} must be a number")
+            if not math.isfinite(value):
+                raise FaultError(f"{name} must be a finite number")
             if wanted is int and value != int(value):
                 raise FaultError(f"{name} must be a whole number")
             candidate[name] = wanted(value)
@@ -81,3 +101,8 @@ class Faults:
         data: dict[str, object] = asdict(self)
         data["outage_remaining_s"] = round(self.outage_remaining_s(), 3)
         return data
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)
