@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import signal
 import subprocess
 import tempfile
@@ -51,21 +52,39 @@ def process_names(run_id: str) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_run_leaves_nothing_behind(lab_env, tmp_path, sig, code):
+MOMENTS = {
+    # the first child of the run exists: topologies are still starting
+    "startup": lambda ids: bool(ids),
+    # Locust is driving load
+    "load": lambda ids: any("locust" in name for i in ids for name in process_names(i)),
+}
+
+
+def start_and_interrupt_at(moment: str, lab_env, results: Path, seed: int) -> tuple:
+    """Start `lab run`, wait for `moment` plus a seeded random 0-0.5 s, return (runner, run id)."""
     runner = subprocess.Popen(
-        [*LAB, "run", "keepalive-502", "--duration", "30", "--results-dir", str(tmp_path)],
+        [*LAB, "run", "keepalive-502", "--duration", "30", "--results-dir", str(results)],
         cwd=REPO_ROOT, env=lab_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    reached = wait_for(lambda: MOMENTS[moment](run_ids_of(runner.pid)), timeout=30, interval=0.02)
+    ids = run_ids_of(runner.pid)
+    if not reached or len(ids) != 1:
+        runner.kill()
+        pytest.fail(f"run never reached {moment}: {ids}")
+    time.sleep(random.Random(seed).uniform(0, 0.5))
+    return runner, ids.pop()
+
+
+def assert_nothing_left(run_id: str, lab_env) -> None:
+    assert wait_for(lambda: not processes_with_run_id(run_id), timeout=10), process_names(run_id)
+    assert not list(Path(tempfile.gettempdir()).glob(f"lab-{run_id}-*")), "temp prefix left"
+
+
+@pytest.mark.parametrize("moment", sorted(MOMENTS))
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_run_leaves_nothing_behind(lab_env, tmp_path, sig, code, moment):
+    runner, run_id = start_and_interrupt_at(moment, lab_env, tmp_path, seed=sig + len(moment))
     try:
-        # wait until the load runs: nginx, the api and Locust all carry the run id
-        assert wait_for(
-            lambda: any("locust" in n for ids in [run_ids_of(runner.pid)] for i in ids
-                        for n in process_names(i)),
-            timeout=30,
-        ), "locust never started"  # fmt: skip
-        (run_id,) = run_ids_of(runner.pid)
-        time.sleep(1.0)
         runner.send_signal(sig)
         _, stderr = runner.communicate(timeout=30)
     finally:
@@ -73,29 +92,19 @@ def test_interrupted_run_leaves_nothing_behind(lab_env, tmp_path, sig, code):
             runner.kill()
     assert runner.returncode == code, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    assert wait_for(lambda: not processes_with_run_id(run_id), timeout=5), process_names(run_id)
-    assert not list(Path(tempfile.gettempdir()).glob(f"lab-{run_id}-*")), "temp prefix left"
+    assert_nothing_left(run_id, lab_env)
     assert not list((Path(lab_env["LAB_STATE_DIR"]) / "runs").glob("*.json"))
 
 
-def test_killed_run_is_cleaned_up_by_the_next_lab_down(lab_env, tmp_path):
-    runner = subprocess.Popen(
-        [*LAB, "run", "keepalive-502", "--duration", "30", "--results-dir", str(tmp_path)],
-        cwd=REPO_ROOT, env=lab_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        assert wait_for(lambda: bool(run_ids_of(runner.pid)), timeout=30)
-        (run_id,) = run_ids_of(runner.pid)
-        time.sleep(1.0)
-        runner.kill()
-        runner.wait(timeout=10)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
+@pytest.mark.parametrize("moment", sorted(MOMENTS))
+def test_killed_run_is_cleaned_up_by_the_next_lab_down(lab_env, tmp_path, moment):
+    runner, run_id = start_and_interrupt_at(moment, lab_env, tmp_path, seed=len(moment))
+    runner.kill()
+    runner.communicate(timeout=10)
     down = run_lab_cli("down", env=lab_env)
     assert down.returncode == 0
-    assert wait_for(lambda: not processes_with_run_id(run_id), timeout=10), process_names(run_id)
-    assert not list(Path(tempfile.gettempdir()).glob(f"lab-{run_id}-*"))
+    assert f"cleaned up after interrupted run {run_id}" in down.stdout
+    assert_nothing_left(run_id, lab_env)
 
 
 def test_up_status_curl_down(lab_env):

@@ -24,7 +24,7 @@ from rich.markdown import Markdown
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from labs.engine import nginx
+from labs.engine import exercise, report
 from labs.engine.catalog import all_labs, get_lab
 from labs.engine.errors import LabError
 from labs.engine.load import Progress as LoadProgress
@@ -41,8 +41,11 @@ from labs.engine.state import (
     sweep_stale_runs,
     up_file,
 )
+from labs.engine.topology import TOPOLOGIES, preflight
 
 UP_TIMEOUT_S = 30.0
+UP_TIMEOUT_COMPOSE_S = 120.0
+"""Compose: containers start, then every replica must answer its health check."""
 MAX_DURATION_S = 3600.0
 
 out = Console(soft_wrap=True)
@@ -81,15 +84,17 @@ def port(text: str) -> int:
 
 
 class LiveProgress:
-    """One updating line per variant on a terminal; one summary line per variant otherwise."""
+    """During `lab run`, one updating line per running variant on a terminal:
+    elapsed / total, requests, errors by status, Locust's current p99. Silent when
+    stderr is not a terminal (CI logs get the final table, not a scroll of ticks)."""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.interactive = err.is_terminal
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:>4.0f}/{task.total:.0f} s  {task.fields[stats]}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.completed:>3.0f}/{task.total:.0f} s  {task.fields[stats]}"),
             console=err,
             transient=True,
             disable=not self.interactive,
@@ -108,18 +113,35 @@ class LiveProgress:
             self.tasks[variant] = self.bar.add_task(
                 f"{self.lab.name} {variant}", total=total, stats=""
             )
-        stats = f"{load.requests} requests, {load.failures} failed" if load else "starting"
-        self.bar.update(self.tasks[variant], completed=min(elapsed, total), stats=stats)
+        self.bar.update(
+            self.tasks[variant], completed=min(elapsed, total), stats=progress_text(load)
+        )
 
     def done(self, result: VariantResult) -> None:
-        if variant_task := self.tasks.get(result.variant):
+        if variant_task := self.tasks.pop(result.variant, None):
             self.bar.remove_task(variant_task)
+        if not self.interactive:
+            return
         status = ", ".join(f"{code}: {n}" for code, n in result.status.items())
         err.print(
             f"[{self.lab.name}] {result.variant}: {result.requests} requests ({status}), "
             f"p99 {result.p99_ms:.1f} ms",
             highlight=False,
+            markup=False,
         )
+
+
+def progress_text(load: LoadProgress | None) -> str:
+    """'243 requests  errors 502: 21, 503: 2  p99 38 ms' (rich markup)."""
+    if load is None:
+        return "[dim]starting[/]"
+    errors = ", ".join(f"{code}: {n}" for code, n in load.errors.items())
+    if not errors and load.failures:
+        errors = f"{load.failures}"
+    parts = [f"{load.requests} requests", f"[red]errors {errors}[/]" if errors else "no errors"]
+    if load.p99_ms is not None:
+        parts.append(f"p99 {load.p99_ms:.0f} ms")
+    return "  ".join(parts)
 
 
 def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -> RunOutcome:
@@ -129,6 +151,7 @@ def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -
         variants=args.variant or (),
         duration_s=args.duration,
         results_root=args.results_dir,
+        topology=args.topology,
         progress=None if quiet else live.update,
         variant_done=None if quiet else live.done,
     )
@@ -242,10 +265,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if all(o.passed for o in outcomes) else 1
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.lab:
+        get_lab(args.lab)  # a typo is an error, not "no runs"
+    runs = report.list_runs(args.results_dir, args.lab)
+    if not runs:
+        where = args.results_dir / (args.lab or "")
+        raise LabError(f"no runs under {where} yet (start one with `lab run LAB`)")
+    table = Table(title=None)
+    table.add_column("finished", no_wrap=True)
+    table.add_column("lab", no_wrap=True)
+    table.add_column("variants")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("report", overflow="fold")
+    for run in runs[: args.limit]:
+        verdict = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "?"}[run.passed]
+        finished = time.strftime("%m-%d %H:%M:%S", time.localtime(run.finished))
+        table.add_row(finished, run.lab, " ".join(run.variants), verdict, str(run.report))
+    out.print(table)
+    print(runs[0].report)  # alone on the last line: `xdg-open "$(lab report | tail -1)"`
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     lab = get_lab(args.lab)
     variant = lab.variant(args.variant) if args.variant else lab.variants[0]
-    nginx.find_nginx()
+    preflight(args.topology)
     sweep_stale_runs()
     current = read_json(up_file())
     if current and pid_alive(int(current.get("pid", 0))):
@@ -260,6 +305,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "--variant", variant.name, "--run-id", run_id]  # fmt: skip
     if args.port is not None:
         argv += ["--port", str(args.port)]
+    argv += ["--topology", args.topology]
     log = state_dir() / "up" / f"{run_id}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
@@ -267,7 +313,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
             start_new_session=True, env={**os.environ, "LAB_RUN_ID": run_id},
         )  # fmt: skip
-    record = _wait_until_up(supervisor, run_id)
+    timeout = UP_TIMEOUT_COMPOSE_S if args.topology == "compose" else UP_TIMEOUT_S
+    record = _wait_until_up(supervisor, run_id, timeout)
     endpoints = record["endpoints"]
     load = variant.load
     env = " ".join(f"{key}={value}" for key, value in load.env.items())
@@ -286,8 +333,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_until_up(supervisor: subprocess.Popen[bytes], run_id: str) -> dict:
-    deadline = time.monotonic() + UP_TIMEOUT_S
+def _wait_until_up(
+    supervisor: subprocess.Popen[bytes], run_id: str, timeout_s: float = UP_TIMEOUT_S
+) -> dict:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         record = read_json(up_file())
         if record and record.get("run_id") == run_id:
@@ -304,7 +353,7 @@ def _wait_until_up(supervisor: subprocess.Popen[bytes], run_id: str) -> dict:
             )
         time.sleep(0.05)
     _stop_supervisor(supervisor.pid, run_id)
-    raise LabError(f"topology not ready after {UP_TIMEOUT_S:g} s; stopped it")
+    raise LabError(f"topology not ready after {timeout_s:g} s; stopped it")
 
 
 def _stop_supervisor(pid: int, run_id: str) -> None:
@@ -355,6 +404,79 @@ def cmd_down(_args: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------------------
 
 
+def cmd_exercise(args: argparse.Namespace) -> int:
+    lab = get_lab(args.lab)
+    workspace, written = exercise.create(lab, reset=args.reset)
+    out.print(Markdown(exercise.task_text(lab)))
+    if not written:
+        out.print(f"{workspace.directory} already exists: your edits are kept "
+                  f"(`lab exercise {lab.name} --reset` starts over)", highlight=False)  # fmt: skip
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    lab = get_lab(args.lab)
+    exercise.exercise_of(lab)
+    args.variant = None
+    options = RunOptions(duration_s=args.duration, results_root=args.results_dir)
+    live = LiveProgress(lab)
+    options.progress, options.variant_done = live.update, live.done
+    with live:
+        result = exercise.grade(lab, options, path=args.file)
+    mark = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
+    out.print(f"{mark} {result.verdict}", highlight=False)
+    if result.outcome:
+        out.print(f"report: {result.outcome.results_dir / 'report.md'}", highlight=False)
+    return 0 if result.passed else 1
+
+
+def cmd_hint(args: argparse.Namespace) -> int:
+    lab = get_lab(args.lab)
+    number, text = exercise.next_hint(lab)
+    total = len(exercise.exercise_of(lab).hints)
+    out.print(f"hint {number} of {total}: {text}", highlight=False)
+    if number == total:
+        out.print(f"(that is the last hint; `lab solution {lab.name}` shows the answer)")
+    return 0
+
+
+def cmd_solution(args: argparse.Namespace) -> int:
+    print(exercise.solution_diff(get_lab(args.lab)), end="")
+    return 0
+
+
+def exercise_commands(commands: argparse._SubParsersAction) -> None:
+    start = commands.add_parser("exercise", help="get the broken lab's settings to fix yourself")
+    start.add_argument("lab", help="lab name (see `lab list`)")
+    start.add_argument("--reset", action="store_true", help="start over (discards your edits)")
+    start.set_defaults(handler=cmd_exercise)
+
+    grade = commands.add_parser("grade", help="run your edited settings; does the fix hold?")
+    grade.add_argument("lab", help="lab name (see `lab list`)")
+    grade.add_argument("--file", type=Path, help="settings file (default: exercises/LAB/...)")
+    grade.add_argument("--duration", type=seconds, help="seconds of load per run")
+    grade.add_argument("--results-dir", type=Path, default=Path("results"),
+                       help="where the grading runs' results go (default ./results)")  # fmt: skip
+    grade.set_defaults(handler=cmd_grade)
+
+    hint = commands.add_parser("hint", help="the next hint for an exercise")
+    hint.add_argument("lab", help="lab name (see `lab list`)")
+    hint.set_defaults(handler=cmd_hint)
+
+    solution = commands.add_parser("solution", help="the diff from broken to fixed settings")
+    solution.add_argument("lab", help="lab name (see `lab list`)")
+    solution.set_defaults(handler=cmd_solution)
+
+
+def topology_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--topology",
+        choices=TOPOLOGIES,
+        default="local",
+        help="local processes (default) or Docker Compose containers",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="lab",
@@ -370,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=cmd_show)
 
     def run_options(sub: argparse.ArgumentParser) -> None:
+        topology_option(sub)
         sub.add_argument("--duration", type=seconds, help="seconds of load per variant")
         sub.add_argument("--json", action="store_true", help="print one JSON document to stdout")
         sub.add_argument(
@@ -397,10 +520,21 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
+    report_cmd = commands.add_parser(
+        "report", help="list recent runs; the last line is the newest report's path"
+    )
+    report_cmd.add_argument("lab", nargs="?", help="only this lab's runs")
+    report_cmd.add_argument(
+        "--results-dir", type=Path, default=Path("results"), help="default ./results"
+    )
+    report_cmd.add_argument("--limit", type=int, default=10, help="runs to list (default 10)")
+    report_cmd.set_defaults(handler=cmd_report)
+
     up = commands.add_parser("up", help="bring a variant's topology up for exploring by hand")
     up.add_argument("lab", help="lab name (see `lab list`)")
     up.add_argument("--variant", metavar="V", help="variant to bring up (default: the first)")
     up.add_argument("--port", type=port, help="nginx's port on 127.0.0.1 (default: a free one)")
+    topology_option(up)
     up.set_defaults(handler=cmd_up)
 
     status = commands.add_parser("status", help="what `lab up` has running, with its URLs")
@@ -408,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=cmd_status)
 
     commands.add_parser("down", help="stop what `lab up` started").set_defaults(handler=cmd_down)
+    exercise_commands(commands)
     return parser
 
 

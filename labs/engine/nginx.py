@@ -71,7 +71,10 @@ def render_config(
     listen: str,
     servers: list[str],
     layout: NginxLayout,
+    user: str | None = None,
 ) -> str:
+    """`user` is nginx's `user` directive: None = root when we run as root (the local
+    topology), "" = none (a container started as an unprivileged user)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
@@ -96,7 +99,7 @@ def render_config(
         error_log_level="error",
         access_log=layout.access_log,
         temp_dir=layout.temp,
-        user="root" if os.geteuid() == 0 else "",
+        user=("root" if os.geteuid() == 0 else "") if user is None else user,
         upstream=upstream,
         proxy=spec.proxy,
         listen=listen,
@@ -193,3 +196,19 @@ def parse_access_log(text: str) -> AccessSummary:
     return AccessSummary(
         requests, dict(sorted(status.items())), dict(sorted(attempts.items())), retried
     )
+
+
+_TIME_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_time(text: str) -> float:
+    """nginx time syntax ("60s", "900ms", "1m30s", "75") in seconds; ValueError otherwise.
+
+    nginx itself rejects fractions like "0.9s", and so does this."""
+    parts = re.fullmatch(r"(?:\d+(?:ms|s|m|h|d)?)+", text.strip())
+    if not parts:
+        raise ValueError(f"not an nginx time: {text!r} (examples: 60s, 900ms, 1m)")
+    total = 0.0
+    for number, unit in re.findall(r"(\d+)(ms|s|m|h|d)?", text.strip()):
+        total += int(number) * _TIME_UNITS[unit or "s"]
+    return total

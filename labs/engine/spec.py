@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from labs.engine.metrics import Request, VariantResult
@@ -166,6 +166,33 @@ class Plot:
 
 
 @dataclass(frozen=True)
+class Exercise:
+    """The lab handed to a learner: its broken variant's editable settings, a
+    grade that runs them, hints, and guards against "fixes" that remove the
+    thing under test. The lab maps its settings file to and from a Variant."""
+
+    task: str
+    """The symptom as a user sees it, and where to look."""
+    broken: str
+    fixed: str
+    settings: Callable[[Variant], str]
+    """The editable file's text (TOML) for a variant."""
+    apply: Callable[[Variant, Mapping[str, Any]], Variant]
+    """The learner's parsed file applied to the broken variant (ValueError: bad value)."""
+    measure: Callable[[VariantResult], str]
+    """The symptom in numbers, e.g. "37 of 640 requests were 502 (5.8 %)"."""
+    holds: Callable[[VariantResult], bool]
+    expected: str
+    """What a holding fix shows, e.g. "0 502s"."""
+    advice: str
+    """Where to look when the fix does not hold yet."""
+    guards: tuple[Callable[[Variant], str | None], ...] = ()
+    """Each returns why an edit is not a fix (it removes the thing under test), or None."""
+    hints: tuple[str, ...] = ()
+    file_name: str = "settings.toml"
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     title: str
@@ -185,6 +212,7 @@ class Lab:
     derive: Callable[[DeriveContext], Mapping[str, object]] | None = None
     """Lab-specific numbers from a variant's run, stored in `VariantResult.extra`."""
     plots: tuple[Plot, ...] = ()
+    exercise: Exercise | None = None
 
     def variant(self, name: str) -> Variant:
         for variant in self.variants:

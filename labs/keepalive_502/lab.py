@@ -9,12 +9,15 @@ shorter than the backend's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from labs.engine.checks import nginx_errors_at_least, status_absent, status_at_least
-from labs.engine.nginx import UPSTREAM_RESET_KINDS
-from labs.engine.spec import Lab, LoadSpec, NginxSpec, ServiceSpec, Upstream, Variant
+from labs.engine.metrics import VariantResult
+from labs.engine.nginx import UPSTREAM_RESET_KINDS, parse_time
+from labs.engine.spec import Exercise, Lab, LoadSpec, NginxSpec, ServiceSpec, Upstream, Variant
 
 API_IDLE_S = 1.0
 USERS = 32
@@ -62,6 +65,105 @@ MASKED = replace(
     load=replace(LOAD, env={**LOAD.env, "LAB_METHOD": "GET"}),
 )
 
+
+def settings(variant: Variant) -> str:
+    """The exercise's editable file: every knob the fix could live in."""
+    upstream = variant.nginx.upstream
+    return f"""\
+# keepalive-502 exercise. Clients see 502 Bad Gateway under bursty load, yet the
+# api never returns an error itself. Change the values below, then run
+# `lab grade keepalive-502`.
+
+[api]
+# Seconds the api keeps an idle keep-alive connection open before closing it.
+keepalive_timeout_s = {variant.services[0].args["keepalive-timeout"]}
+
+[nginx.upstream]
+# Idle connections nginx keeps open to the api (its connection pool).
+keepalive = {upstream.keepalive}
+# How long nginx keeps an idle upstream connection (nginx syntax: 60s, 900ms, 2m).
+keepalive_timeout = "{upstream.keepalive_timeout}"
+"""
+
+
+def apply_settings(base: Variant, data: Mapping[str, Any]) -> Variant:
+    api_timeout = data["api"]["keepalive_timeout_s"]
+    upstream = data["nginx"]["upstream"]
+    if isinstance(api_timeout, bool) or not isinstance(api_timeout, int | float):
+        raise ValueError("api.keepalive_timeout_s must be a number of seconds")
+    if not 0 < api_timeout <= 86400:
+        raise ValueError("api.keepalive_timeout_s must be > 0 and <= 86400")
+    pool = upstream["keepalive"]
+    if isinstance(pool, bool) or not isinstance(pool, int) or not 0 <= pool <= 1024:
+        raise ValueError("nginx.upstream.keepalive must be a whole number from 0 to 1024")
+    timeout = str(upstream["keepalive_timeout"])  # nginx itself judges the syntax
+    return replace(
+        base,
+        services=api(float(api_timeout)),
+        nginx=replace(
+            base.nginx,
+            upstream=replace(base.nginx.upstream, keepalive=pool, keepalive_timeout=timeout),
+        ),
+    )
+
+
+def count_502(result: VariantResult) -> str:
+    n = result.count(502)
+    share = 100 * n / result.requests if result.requests else 0.0
+    return f"{n} of {result.requests} requests were 502 ({share:.1f} %)"
+
+
+def pool_removed(variant: Variant) -> str | None:
+    if variant.nginx.upstream.keepalive == 0:
+        return (
+            "keepalive = 0 turns nginx's connection pool off. The 502s go away because "
+            "nothing is reused, and every request pays a new TCP connection (under load: "
+            "ephemeral ports in TIME_WAIT). Keep the pool; make the two idle timeouts agree."
+        )
+    return None
+
+
+def pool_emptied(variant: Variant) -> str | None:
+    try:
+        seconds = parse_time(variant.nginx.upstream.keepalive_timeout)
+    except ValueError:
+        return None  # not a time at all: nginx rejects it with its own message
+    if seconds < 0.1:
+        return (
+            "an upstream keepalive_timeout under 100ms closes pooled connections almost "
+            "at once, which is the same as having no pool. Keep connections reusable."
+        )
+    return None
+
+
+EXERCISE = Exercise(
+    task=(
+        "Clients see 502 Bad Gateway under a bursty POST load, though the api is healthy, "
+        "fast, and never returns an error itself. nginx's error log says "
+        '"upstream prematurely closed connection". Look at how long each side of the '
+        "nginx -> api hop keeps an idle connection open."
+    ),
+    broken="broken",
+    fixed="fixed",
+    settings=settings,
+    apply=apply_settings,
+    measure=count_502,
+    holds=lambda result: result.count(502) == 0 and result.requests >= 200,
+    expected="0 502s",
+    advice="look at how long each side keeps an idle connection open, and which side "
+    "must give up on it first",
+    guards=(pool_removed, pool_emptied),
+    hints=(
+        "A 502 here means nginx sent a request on a connection the api had just closed. "
+        "Who closes idle connections first, nginx or the api?",
+        "nginx keeps an idle upstream connection for nginx.upstream.keepalive_timeout; the "
+        "api closes one after api.keepalive_timeout_s. Compare the two.",
+        "The side that reuses connections (nginx) must give up on them before the side that "
+        "closes them (the api): make api.keepalive_timeout_s longer than nginx's "
+        "keepalive_timeout (e.g. 75 vs 60s), or nginx's shorter than the api's (e.g. 900ms).",
+    ),
+)
+
 LAB = Lab(
     name="keepalive-502",
     title="Keep-alive mismatch: 502s from a reused upstream connection",
@@ -77,4 +179,5 @@ LAB = Lab(
     ),
     key_metrics=("requests", "status.200", "status.502", "upstream_retried", "p99_ms"),
     parallel_variants=True,
+    exercise=EXERCISE,
 )

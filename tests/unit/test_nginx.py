@@ -55,8 +55,7 @@ def test_servers_balance_and_proxy_settings_are_rendered(tmp_path):
 
 def test_admin_and_metrics_are_not_proxied(tmp_path):
     text = render(tmp_path, NginxSpec())
-    assert "location /admin/ { return 404; }" in text
-    assert "location = /metrics { return 404; }" in text
+    assert "location ~* ^/(admin(/|$)|metrics(/|$)) { return 404; }" in text
 
 
 @pytest.mark.parametrize(
