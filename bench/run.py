@@ -27,7 +27,7 @@ from labs.engine.errors import LabError
 from labs.engine.local import LocalTopology
 from labs.engine.ports import HOST, free_ports
 from labs.engine.processes import ProcessGroup
-from labs.engine.runner import interrupts_raise
+from labs.engine.signals import interrupts_raise
 from labs.engine.spec import (
     Lab,
     LoadSpec,

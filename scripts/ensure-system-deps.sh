@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the system programs the local topology runs (nginx; redis-server when a
-# lab needs it). As root on Debian/Ubuntu this uses apt-get; otherwise it prints
-# one line saying what to install and fails.
+# lab needs it; chromium for `make test`'s report.html check). As root on
+# Debian/Ubuntu this uses apt-get; otherwise it prints one line saying what to
+# install and fails.
 set -eu
 
 missing=""
@@ -9,6 +10,10 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing 
 for pkg in "$@"; do
     case "$pkg" in
         redis-server) command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server" ;;
+        # Headless browser for tests/test_report_html.py; its fonts are only a
+        # Recommends, and without any font a screenshot shows boxes for text.
+        chromium) command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+            || missing="$missing chromium fonts-dejavu-core" ;;
         *) command -v "$pkg" >/dev/null 2>&1 || missing="$missing $pkg" ;;
     esac
 done

@@ -219,7 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         out.print(results_table([outcome]))
         print_checks(outcome)
-        out.print(f"report: {outcome.results_dir / 'report.md'}", highlight=False)
+        out.print(f"report: {outcome.results_dir / 'report.html'}", highlight=False)
     return 0 if outcome.passed else 1
 
 
@@ -261,7 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out.print(results_table(outcomes))
     for outcome in outcomes:
         print_checks(outcome)
-        out.print(f"report: {outcome.results_dir / 'report.md'}", highlight=False)
+        out.print(f"report: {outcome.results_dir / 'report.html'}", highlight=False)
     return 0 if all(o.passed for o in outcomes) else 1
 
 
@@ -426,7 +426,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     mark = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
     out.print(f"{mark} {result.verdict}", highlight=False)
     if result.outcome:
-        out.print(f"report: {result.outcome.results_dir / 'report.md'}", highlight=False)
+        out.print(f"report: {result.outcome.results_dir / 'report.html'}", highlight=False)
     return 0 if result.passed else 1
 
 

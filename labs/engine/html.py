@@ -56,7 +56,7 @@ def render(
         {
             "name": name,
             "summary": lab.variant(name).summary,
-            "metrics": [_fmt(result.metric(key)) for key in columns],
+            "metrics": [_metric(result, key) for key in columns],
             "status": result.status,
             "latency": [f"{getattr(result, key):.1f}" for key in LATENCY_KEYS],
             "nginx_errors": result.nginx_errors,
@@ -67,7 +67,7 @@ def render(
         lab=lab,
         passed=all(c.passed for c in checks),
         checks=checks,
-        columns=[c.removeprefix("status.").replace("_", " ") for c in columns],
+        columns=[c.split(".", 1)[-1].replace("_", " ") for c in columns],
         rows=rows,
         plots=[
             {"title": p.title, "src": data_uri(p.png) if p.png else "", "error": p.error}
@@ -77,6 +77,13 @@ def render(
         results_dir=results_dir,
         created=created,
     )
+
+
+def _metric(result: VariantResult, key: str) -> str:
+    try:
+        return _fmt(result.metric(key))
+    except (KeyError, AttributeError):  # e.g. a lab's derive hook left it out
+        return "-"
 
 
 def _fmt(value: object) -> str:

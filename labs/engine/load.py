@@ -7,8 +7,9 @@ inside the engine's (asyncio) process.
 from __future__ import annotations
 
 import csv
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from labs.engine.errors import LabError
@@ -33,6 +34,14 @@ class LoadFiles:
     @property
     def stats_csv(self) -> Path:
         return self.directory / "locust_stats.csv"
+
+    @property
+    def failures_csv(self) -> Path:
+        return self.directory / "locust_failures.csv"
+
+    @property
+    def history_csv(self) -> Path:
+        return self.directory / "locust_stats_history.csv"
 
     @property
     def json(self) -> Path:
@@ -71,15 +80,45 @@ def start_locust(group: ProcessGroup, load: LoadSpec, host: str, files: LoadFile
 class Progress:
     requests: int
     failures: int
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failures by status code ("502": 12); "no response" for connection errors."""
+    p99_ms: float | None = None
+    """Locust's current p99 (its recent window), None before the first response."""
+
+
+_FAILURE_CODE = re.compile(r"code=(\d{3})|^HTTPError\('(\d{3}) ")
 
 
 def read_progress(files: LoadFiles) -> Progress | None:
-    """Locust's running totals (its stats CSV, rewritten every second), if any yet."""
+    """Locust's running totals (its CSVs, rewritten every second), if any yet."""
     try:
         with files.stats_csv.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row.get("Name") == "Aggregated":
-                    return Progress(int(row["Request Count"]), int(row["Failure Count"]))
+            rows = [row for row in csv.DictReader(handle) if row.get("Name") == "Aggregated"]
+        if not rows:
+            return None
+        totals = Progress(int(rows[0]["Request Count"]), int(rows[0]["Failure Count"]))
     except (OSError, ValueError, KeyError):
         return None
-    return None
+    return replace(totals, errors=_failures_by_code(files), p99_ms=_current_p99(files))
+
+
+def _failures_by_code(files: LoadFiles) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    try:
+        with files.failures_csv.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                match = _FAILURE_CODE.search(row.get("Error", ""))
+                code = (match[1] or match[2]) if match else "no response"
+                counts[code] = counts.get(code, 0) + int(row.get("Occurrences") or 0)
+    except (OSError, ValueError):
+        return {}
+    return dict(sorted(counts.items()))
+
+
+def _current_p99(files: LoadFiles) -> float | None:
+    try:
+        with files.history_csv.open(newline="") as handle:
+            last = [row for row in csv.DictReader(handle) if row.get("Name") == "Aggregated"]
+        return float(last[-1]["99%"]) if last else None
+    except (OSError, ValueError, KeyError):
+        return None

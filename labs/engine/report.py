@@ -4,9 +4,11 @@ temporary name first and renamed, so a reader never sees half a report."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from labs.engine import html, plots
@@ -132,3 +134,37 @@ def markdown(document: dict, lab: Lab, rendered: Sequence[plots.RenderedPlot] = 
         lines += [f"![{p.title}]({PLOTS_DIR}/{p.filename})" for p in drawn]
     lines += ["", f"Raw data: the variant folders in `{document['results_dir']}`.", ""]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run found on disk (`lab report`)."""
+
+    lab: str
+    directory: Path
+    finished: float
+    """results.json's modification time (epoch seconds)."""
+    passed: bool | None
+    """None when results.json cannot be read."""
+    variants: tuple[str, ...]
+
+    @property
+    def report(self) -> Path:
+        """report.html, or report.md for a run written before there was one."""
+        page = self.directory / HTML_NAME
+        return page if page.exists() else self.directory / "report.md"
+
+
+def list_runs(root: Path, lab: str | None = None) -> list[RunRecord]:
+    """Runs under root/<lab>/<timestamp>/ that wrote results.json, newest first."""
+    runs = []
+    for path in root.glob(f"{lab or '*'}/*/results.json"):
+        try:
+            document = json.loads(path.read_text())
+            finished = path.stat().st_mtime
+        except (OSError, json.JSONDecodeError):
+            continue
+        passed = document.get("passed") if isinstance(document, dict) else None
+        variants = tuple(document.get("variants", {})) if isinstance(document, dict) else ()
+        runs.append(RunRecord(path.parent.parent.name, path.parent, finished, passed, variants))
+    return sorted(runs, key=lambda run: run.finished, reverse=True)

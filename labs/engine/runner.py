@@ -4,10 +4,8 @@ faults, measure, tear down; then judge the checks and write the results."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,49 +14,19 @@ import aiohttp
 from labs.engine import logseries, nginx, report
 from labs.engine.errors import LabError
 from labs.engine.load import LoadFiles, Progress, read_progress, start_locust
-from labs.engine.local import Endpoints, LocalTopology
+from labs.engine.local import Endpoints
 from labs.engine.metrics import VariantResult, read_requests, summarize
 from labs.engine.processes import Child, ProcessGroup
 from labs.engine.scrape import SCRAPE_INTERVAL_S, scrape_metrics
+from labs.engine.signals import Interrupted, interrupts_raise
 from labs.engine.spec import CheckResult, DeriveContext, FaultStep, Lab, Variant
 from labs.engine.state import new_run_id, registered_run, sweep_stale_runs
+from labs.engine.topology import Topology, TopologyKind, make_topology, preflight, release
 
 LOCUST_GRACE_S = 30.0
 """How long past its duration Locust may take (start-up, stop timeout, writing files)."""
 
 ProgressCallback = Callable[[str, float, float, Progress | None], None]
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived; raised so every `finally` on the stack runs."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@contextmanager
-def interrupts_raise() -> Iterator[None]:
-    """Turn the first SIGINT/SIGTERM/SIGHUP into `Interrupted`; ignore repeats, so a
-    second Ctrl-C cannot cut the clean-up short."""
-    interrupted = False
-
-    def handler(signum: int, _frame: object) -> None:
-        nonlocal interrupted
-        if interrupted:
-            return
-        interrupted = True
-        raise Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in HANDLED_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @dataclass
@@ -68,6 +36,7 @@ class RunOptions:
     results_root: Path = Path("results")
     progress: ProgressCallback | None = None
     variant_done: Callable[[VariantResult], None] | None = None
+    topology: TopologyKind = "local"
 
 
 @dataclass
@@ -97,7 +66,7 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
         variants = [
             replace(v, load=replace(v.load, duration_s=options.duration_s)) for v in variants
         ]
-    nginx.find_nginx()
+    preflight(options.topology)
     sweep_stale_runs()
     run_id = new_run_id(lab.name)
     results_dir = report.create_results_dir(options.results_root, lab.name)
@@ -107,6 +76,7 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
             results = asyncio.run(_run_variants(lab, variants, group, results_dir, options))
         finally:
             group.stop_all()
+            release(options.topology, run_id)
     checks = judge(lab, results)
     outcome = RunOutcome(lab, results, checks, results_dir)
     report.write(outcome.to_dict(), lab, results_dir, results, checks)
@@ -135,7 +105,7 @@ async def _run_variants(
 async def run_variant(
     lab: Lab, variant: Variant, group: ProcessGroup, out_dir: Path, options: RunOptions
 ) -> VariantResult:
-    topology = LocalTopology(lab, variant, group, out_dir)
+    topology = make_topology(options.topology, lab, variant, group, out_dir)
     files = LoadFiles(out_dir)
     events: list[dict[str, object]] = []
     samples: list[dict[str, object]] = []
@@ -271,7 +241,7 @@ async def apply_faults(
     steps: Sequence[FaultStep],
     endpoints: Endpoints,
     events: list[dict[str, object]],
-    topology: LocalTopology | None = None,
+    topology: Topology | None = None,
 ) -> None:
     """Apply each step at its time (seconds after Locust starts): set faults through the
     service's /admin/faults, or stop/kill its processes through the topology."""
@@ -279,6 +249,7 @@ async def apply_faults(
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         for step in sorted(steps, key=lambda s: s.at_s):
             await asyncio.sleep(max(0.0, step.at_s - (time.monotonic() - started)))
+            applied_at = time.time()  # when the fault began (a stop takes a while to finish)
             event: dict[str, object] = {"what": "fault", "action": step.action}
             if step.action == "settings":
                 await _put_faults(session, step, endpoints)
@@ -289,7 +260,7 @@ async def apply_faults(
                 event["processes"] = await topology.halt(step.service, step.replica, step.action)
             events.append(
                 {
-                    "epoch_s": time.time(),
+                    "epoch_s": applied_at,
                     **event,
                     "service": step.service,
                     "replica": step.replica,

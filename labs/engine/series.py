@@ -3,7 +3,14 @@
 Labs build their `Plot.series` callables from these, so every report uses the
 same arithmetic: rates are per second whatever the bucket size, empty buckets
 have no latency (NaN, drawn as a gap, not as 0 ms), counters scraped from
-/metrics become per-second increases summed over replicas.
+/metrics become per-second increases summed over replicas. For example:
+
+    Plot("Breaker state", "0 closed, 1 half-open, 2 open",
+         lambda r: S.gauge(r, "gateway", "breaker_state"), "step")
+    Plot("Upstream attempts", "attempts/s",
+         lambda r: S.counter_rate(r, "gateway", "upstream_attempts_total", by="outcome"))
+    Plot("502s per 100 ms, as a rate", "responses/s",
+         lambda r: S.rate_by_code(r, bucket_s=0.1))
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from labs.engine.metrics import VariantResult, status_class
 from labs.engine.spec import Series
@@ -50,7 +57,8 @@ def rate_by_code(result: VariantResult, bucket_s: float = 1.0, errors_only: bool
 def latency(
     result: VariantResult, percentiles: Iterable[int] = (50, 95, 99), bucket_s: float = 1.0
 ) -> Series:
-    """Latency percentiles per bucket in ms (NaN where a bucket had no request)."""
+    """Latency percentiles (of 50, 95, 99) per bucket in ms, NaN where a bucket had
+    no request."""
     buckets = result.buckets(bucket_s)
     xs = [b.t_s for b in buckets]
     return {
@@ -59,16 +67,44 @@ def latency(
     }
 
 
-def nginx_events(result: VariantResult) -> Series:
-    """nginx's upstream retries and error-log events per second, by kind."""
+def nginx_retries(result: VariantResult) -> Series:
+    """Requests per second that nginx sent upstream more than once (from its access log)."""
     data = result.nginx_series
-    xs = data.get("t_s", [])
-    labels = {"retried": "upstream retries"}
+    return {"upstream retries": (data["t_s"], data["retried"])} if "retried" in data else {}
+
+
+def nginx_errors(result: VariantResult) -> Series:
+    """nginx error-log events per second, by kind ("connection reset", ...)."""
+    data = result.nginx_series
     return {
-        labels.get(name, name.removeprefix("error.").replace("_", " ")): (xs, values)
+        name.removeprefix("error.").replace("_", " "): (data["t_s"], values)
         for name, values in data.items()
-        if name != "t_s"
+        if name.startswith("error.")
     }
+
+
+NOT_TRAFFIC = ("/healthz", "/readyz", "/metrics")
+
+
+def service_responses(result: VariantResult) -> Series:
+    """What the services themselves answered per second, by status (their /metrics),
+    without health checks and admin calls: the backend's side of the story."""
+    services = sorted({str(s["service"]) for s in result.scrapes})
+    merged: dict[str, tuple[list[float], list[float]]] = {}
+    for service in services:
+        rates = counter_rate(
+            result,
+            service,
+            "http_requests_total",
+            by="status",
+            where=lambda labels: (
+                labels.get("route", "") not in NOT_TRAFFIC
+                and not labels.get("route", "").startswith("/admin/")
+            ),
+        )
+        for status, (xs, ys) in rates.items():
+            merged[f"{service} {status}" if len(services) > 1 else status] = (list(xs), list(ys))
+    return merged
 
 
 _SAMPLE = re.compile(r"^(?P<name>[^{]+)(?:\{(?P<labels>.*)\})?$")
@@ -83,26 +119,46 @@ def parse_key(key: str) -> tuple[str, dict[str, str]]:
     return match["name"], dict(pairs)
 
 
+LabelFilter = Callable[[Mapping[str, str]], bool]
+
+
 def _matching(
-    result: VariantResult, service: str, metric: str, labels: Mapping[str, str]
+    result: VariantResult,
+    service: str,
+    metric: str,
+    labels: Mapping[str, str],
+    where: LabelFilter | None = None,
 ) -> Iterable[tuple[float, int, dict[str, str], float]]:
     for scrape in result.scrapes:
         if scrape["service"] != service:
             continue
-        for key, value in scrape["samples"].items():  # type: ignore[union-attr]
+        for key, value in _mapping(scrape["samples"]).items():
             name, sample_labels = parse_key(key)
-            if name == metric and all(sample_labels.get(k) == v for k, v in labels.items()):
-                yield float(scrape["t_s"]), int(scrape["replica"]), sample_labels, float(value)
+            if name != metric or (where is not None and not where(sample_labels)):
+                continue
+            if all(sample_labels.get(k) == v for k, v in labels.items()):
+                yield (
+                    _number(scrape["t_s"]),
+                    int(_number(scrape["replica"])),
+                    sample_labels,
+                    _number(value),
+                )
 
 
 def counter_rate(
-    result: VariantResult, service: str, metric: str, by: str | None = None, **labels: str
+    result: VariantResult,
+    service: str,
+    metric: str,
+    by: str | None = None,
+    where: LabelFilter | None = None,
+    **labels: str,
 ) -> Series:
     """Per-second increase of a counter between scrapes, summed over replicas (and
-    over label values other than `by`). A counter that goes down (a restarted
-    replica) counts from zero again."""
+    over label values other than `by`), at the start of each interval (like a
+    bucket's t_s). Filter samples by exact `labels` or a `where` predicate. A
+    counter that goes down (a restarted replica) counts from zero again."""
     points: dict[tuple[str, int, str], list[tuple[float, float]]] = defaultdict(list)
-    for t_s, replica, sample_labels, value in _matching(result, service, metric, labels):
+    for t_s, replica, sample_labels, value in _matching(result, service, metric, labels, where):
         group = sample_labels.get(by, "") if by else metric
         identity = ",".join(f"{k}={v}" for k, v in sorted(sample_labels.items()))
         points[(group, replica, identity)].append((t_s, value))
@@ -111,7 +167,7 @@ def counter_rate(
         samples.sort()
         for (t0, v0), (t1, v1) in zip(samples, samples[1:], strict=False):
             if t1 > t0:
-                summed[group][t1] += (v1 - v0 if v1 >= v0 else v1) / (t1 - t0)
+                summed[group][t0] += (v1 - v0 if v1 >= v0 else v1) / (t1 - t0)
     return {
         group: (sorted(values), [values[t] for t in sorted(values)])
         for group, values in sorted(summed.items())
@@ -131,25 +187,32 @@ def gauge(result: VariantResult, service: str, metric: str, **labels: str) -> Se
 
 def fault_windows(result: VariantResult) -> list[tuple[float, float]]:
     """(start, end) seconds of each fault: from a fault event to the next event on the
-    same service and replica, or to the end of the run; `outage_s` ends on its own.
-    An event whose settings are all zero clears the fault and opens no window."""
-    end_of_run = result.duration_s
+    same service and replica, or to the end of the run. A settings event whose values
+    are all zero clears the fault (no window); one that only sets `outage_s` ends on
+    its own; a stopped or killed process stays down."""
     faults = [e for e in result.events if e.get("what") == "fault"]
     windows = []
     for index, event in enumerate(faults):
-        settings = event.get("settings") or {}
-        if not any(settings.values()):  # type: ignore[union-attr]
+        settings = _mapping(event.get("settings"))
+        if event.get("action", "settings") == "settings" and not any(settings.values()):
             continue
-        start = float(event["t_s"])  # type: ignore[arg-type]
+        start = _number(event.get("t_s"))
         target = (event.get("service"), event.get("replica"))
         later = [
-            float(e["t_s"])  # type: ignore[arg-type]
+            _number(e.get("t_s"))
             for e in faults[index + 1 :]
             if (e.get("service"), e.get("replica")) == target
         ]
-        end = later[0] if later else end_of_run
-        outage = float(settings.get("outage_s") or 0)  # type: ignore[union-attr]
-        if outage and all(not v for k, v in settings.items() if k != "outage_s"):  # type: ignore[union-attr]
-            end = min(end, start + outage)
-        windows.append((max(0.0, start), max(start, end)))
+        end = later[0] if later else result.duration_s
+        if set(settings) == {"outage_s"}:
+            end = min(end, start + _number(settings["outage_s"]))
+        windows.append((max(0.0, start), max(0.0, start, end)))
     return windows
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float | str) else 0.0

@@ -14,10 +14,10 @@ import time
 
 from labs.engine.catalog import get_lab
 from labs.engine.errors import LabError
-from labs.engine.local import LocalTopology
 from labs.engine.processes import ProcessGroup
-from labs.engine.runner import Interrupted, interrupts_raise
+from labs.engine.signals import Interrupted, interrupts_raise
 from labs.engine.state import state_dir, up_file, write_json_atomic
+from labs.engine.topology import TOPOLOGIES, make_topology
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", required=True)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--topology", choices=TOPOLOGIES, default="local")
     args = parser.parse_args(argv)
 
     record = {
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         "pid": os.getpid(),
         "lab": args.lab,
         "variant": args.variant,
+        "topology": args.topology,
         "status": "starting",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     with interrupts_raise():
         try:
             lab = get_lab(args.lab)
-            topology = LocalTopology(lab, lab.variant(args.variant), group, logs, args.port)
+            variant = lab.variant(args.variant)
+            topology = make_topology(args.topology, lab, variant, group, logs, args.port)
             endpoints = asyncio.run(topology.start())
             record.update(status="ready", endpoints=endpoints.to_dict(), logs=str(logs))
             record["pids"] = group.pids()

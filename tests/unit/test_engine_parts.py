@@ -112,7 +112,7 @@ def test_swept_offsets_cover_the_range_evenly_and_deterministically():
         swept_offset(1, 0.01, 0.0)
 
 
-def test_burst_clock_schedules_the_next_burst_after_the_last_response():
+def test_burst_clock_schedules_the_next_burst_after_the_median_response():
     clock = BurstClock(first=100.0, gap_s=1.0, offset_low_s=-0.016, offset_high_s=-0.004)
     assert clock.fire_at == 100.0
     assert [clock.join() for _ in range(3)] == [0, 0, 0]
@@ -121,7 +121,7 @@ def test_burst_clock_schedules_the_next_burst_after_the_last_response():
     assert clock.fire_at == 100.0, "not rescheduled while responses are outstanding"
     assert clock.done(now=100.030) is True
     assert clock.index == 1
-    assert clock.fire_at == pytest.approx(101.030 + swept_offset(1, -0.016, -0.004))
+    assert clock.fire_at == pytest.approx(101.020 + swept_offset(1, -0.016, -0.004))
     assert clock.outstanding == 0
 
 
