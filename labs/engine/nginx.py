@@ -143,6 +143,7 @@ ERROR_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("upstream_timed_out", re.compile(r"upstream timed out")),
     ("no_live_upstreams", re.compile(r"no live upstreams")),
     ("broken_pipe", re.compile(r"\(32: Broken pipe\)")),
+    ("limiting_requests", re.compile(r"limiting requests, excess")),
 )
 UPSTREAM_RESET_KINDS = ("upstream_prematurely_closed", "connection_reset", "broken_pipe")
 _ERROR_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(?P<level>\w+)\]")

@@ -46,7 +46,8 @@ def find_redis_server() -> str:
 
 
 def redis_argv(port: int, workdir: Path) -> list[str]:
-    """A throwaway Redis: loopback only, no persistence, logging to stdout (the child's log)."""
+    """A throwaway Redis: loopback only, no persistence, logging to stdout (the child's log),
+    findable by its LAB_RUN_ID."""
     return [
         find_redis_server(),
         "--port", str(port),
@@ -57,6 +58,9 @@ def redis_argv(port: int, workdir: Path) -> list[str]:
         "--daemonize", "no",
         "--dir", str(workdir),
         "--logfile", "",
+        # Redis's process title overwrites its environment in memory, and with it the
+        # LAB_RUN_ID that `lab down` and the next run look for in /proc/PID/environ.
+        "--set-proc-title", "no",
     ]  # fmt: skip
 
 

@@ -7,6 +7,7 @@ import sys
 
 from aiohttp import web
 
+from services.api import ratelimit
 from services.api.app import ApiConfig, create_app
 from services.api.faults import FaultError, Faults
 
@@ -28,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-concurrent", type=int, default=0, help="503 above this many")
     parser.add_argument("--seed", type=int, default=None, help="seed for injected randomness")
     parser.add_argument("--shutdown-timeout", type=float, default=5.0, help="drain time on stop")
+    ratelimit.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             error_rate=args.error_rate,
             max_concurrent=args.max_concurrent,
         )
-    except FaultError as exc:
+        limits = ratelimit.config_from_args(args)
+    except (FaultError, ValueError) as exc:
         print(f"api: error: {exc}", file=sys.stderr)
         return 2
     config = ApiConfig(
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         keepalive_timeout_s=args.keepalive_timeout,
         faults=faults,
         seed=args.seed,
+        ratelimit=limits,
     )
     try:
         web.run_app(

@@ -6,7 +6,6 @@ Admin routes (nginx never exposes them): /admin/faults, /admin/stats, /metrics (
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from collections import Counter
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from services.api import ratelimit
+from services.api.arrivals import Arrivals
 from services.api.faults import FaultError, Faults
 from services.common import metrics
 from services.common.problem import problem
@@ -39,6 +39,8 @@ class ApiState:
     rng: random.Random
     in_flight: int = 0
     responses: Counter[int] = field(default_factory=Counter)
+    arrivals: Arrivals = field(default_factory=Arrivals)
+    """Work requests per 100 ms (the retries lab plots retry waves from it)."""
 
 
 STATE = web.AppKey("state", ApiState)
@@ -64,6 +66,7 @@ def create_app(config: ApiConfig) -> web.Application:
 
 async def work(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    state.arrivals.record()
     state.in_flight += 1
     try:
         response = await _do_work(request, state)
@@ -83,19 +86,25 @@ async def _do_work(request: web.Request, state: ApiState) -> web.Response:
         except web.HTTPRequestEntityTooLarge:
             return problem(413, "Payload Too Large", f"body limit is {MAX_BODY_BYTES} bytes")
     if faults.in_outage():
-        remaining = faults.outage_remaining_s()
-        response = problem(503, "Service Unavailable", "injected outage")
-        response.headers["Retry-After"] = str(max(1, round(remaining)))
-        return response
+        return _outage_response(faults)
     if faults.max_concurrent and state.in_flight > faults.max_concurrent:
         return problem(503, "Service Unavailable", "over capacity (injected limit)")
     if faults.latency_ms:
-        await asyncio.sleep(faults.latency_ms / 1000)
+        # An outage that starts meanwhile fails this request at once, like a crash would.
+        await faults.delay(faults.latency_ms / 1000)
+        if faults.in_outage():
+            return _outage_response(faults)
     if faults.should_fail(state.rng):
         return problem(faults.error_status, "Injected Error", "fault switch is on")
     return web.json_response(
         {"replica": state.config.replica_id, "method": request.method, "body_bytes": body_bytes}
     )
+
+
+def _outage_response(faults: Faults) -> web.Response:
+    response = problem(503, "Service Unavailable", "injected outage")
+    response.headers["Retry-After"] = str(max(1, round(faults.outage_remaining_s())))
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -139,5 +148,6 @@ async def stats(request: web.Request) -> web.Response:
             "in_flight": state.in_flight,
             "responses": {str(code): n for code, n in sorted(state.responses.items())},
             "keepalive_timeout_s": state.config.keepalive_timeout_s,
+            "arrivals": state.arrivals.snapshot(),
         }
     )

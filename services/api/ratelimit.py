@@ -10,10 +10,10 @@ if not, when?":
   shared Redis. The script reads and writes the tenant's single key atomically
   (Redis runs a script to completion before any other command), so concurrent
   requests on any replica can never over-admit, and it uses Redis's clock, so the
-  replicas' clocks need not agree. No library fits: `limits` offers fixed and
-  moving windows but no GCRA, keeps one entry per request for its moving window,
-  and needs a second round trip to compute Retry-After; redis-cell (GCRA) is a
-  Redis module that Debian's redis-server does not ship.
+  replicas' clocks need not agree. No library fits: `limits` offers fixed window,
+  moving window and sliding-window counter but no token bucket or GCRA, keeps one
+  entry per request for its moving window, and needs a second round trip to compute
+  Retry-After; redis-cell (GCRA) is a Redis module Debian's redis-server does not ship.
 
 The middleware answers 429 with Retry-After and a problem+json body. When Redis
 cannot be reached it fails OPEN by default (admits, and counts it): a limiter
@@ -43,6 +43,7 @@ API_KEY_HEADER = "X-API-Key"
 LIMITED_PATHS = frozenset({"/work"})
 """Only the work endpoint is limited: health checks and admin routes never are."""
 MAX_LOCAL_TENANTS = 10_000
+EPSILON = 1e-9
 
 OnError = Literal["open", "closed"]
 
@@ -88,13 +89,13 @@ class TokenBucket:
         if self.updated is not None and now > self.updated:
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now if self.updated is None else max(self.updated, now)
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= 1 - EPSILON:  # 0.1 s at 10/s may sum to 0.9999999999999432
+            self.tokens = max(0.0, self.tokens - 1)
             return Decision(True)
         return Decision(False, (1 - self.tokens) / self.rate)
 
     def full_at(self, now: float) -> bool:
-        elapsed = max(0.0, now - (self.updated or now))
+        elapsed = 0.0 if self.updated is None else max(0.0, now - self.updated)
         return self.tokens + elapsed * self.rate >= self.capacity
 
 
@@ -173,7 +174,7 @@ class RedisLimiter:
         rate: float,
         burst: int,
         prefix: str = "ratelimit:",
-        cooldown_s: float = 0.5,
+        cooldown_s: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0 or burst < 1:
@@ -188,16 +189,21 @@ class RedisLimiter:
         self.unavailable_until = 0.0
 
     @classmethod
-    def from_url(cls, url: str, rate: float, burst: int, timeout_s: float = 0.25) -> RedisLimiter:
-        """A client that fails fast: short timeouts and no retries (the caller decides)."""
-        client = aioredis.Redis.from_url(
+    def from_url(cls, url: str, rate: float, burst: int, timeout_s: float = 1.0) -> RedisLimiter:
+        """A client that fails fast: no retries (the caller decides), and a timeout short
+        enough to bound a hung Redis's cost yet longer than a busy 2-core machine's
+        scheduling stalls (a spurious timeout would fail open for the cooldown).
+        The pool blocks (up to the timeout) for a free connection: the default pool
+        raises "Too many connections" at its limit, which would fail open under load."""
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=32,
+            timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             socket_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
-            max_connections=64,
         )
-        return cls(client, rate, burst)
+        return cls(aioredis.Redis.from_pool(pool), rate, burst)
 
     async def acquire(self, tenant: str, now_us: int | None = None) -> Decision:
         if self.clock() < self.unavailable_until:

@@ -1,0 +1,47 @@
+"""The rate-limit lab, end to end: real nginx, 3 api replicas, real Redis, Locust (-m lab)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_lab_cli
+
+pytestmark = pytest.mark.lab
+
+LIMITED = ("nginx", "nginx-burst", "per-instance", "redis", "redis-down")
+
+
+def test_rate_limit_check_passes_and_shows_each_limiter(lab_env, tmp_path: Path):
+    result = run_lab_cli(
+        "check", "rate-limit", "--json", "--results-dir", str(tmp_path), env=lab_env, timeout=240
+    )
+    assert result.stdout.count("\n") == 1, "exactly one JSON document"
+    document = json.loads(result.stdout)
+    failed = [c for c in document["checks"] if not c["passed"]]
+    assert result.returncode == 0 and document["passed"], failed
+    assert {c["name"] for c in document["checks"]} == {
+        "nginx_holds_the_limit",
+        "nginx-burst_accepts_the_burst_at_once",
+        "per-instance_lets_through_2.5x_the_limit",
+        "redis_holds_the_limit",
+        "redis-down_fails_open",
+        "every_429_carries_retry_after",
+        *(f"{v}_quiet_tenant_gets_through" for v in LIMITED),
+    }
+
+    variants = document["variants"]
+    assert variants["none"]["status"].get("429", 0) == 0, "no limiter, no 429"
+    for name in LIMITED:
+        assert variants[name]["status"].get("429", 0) > 100, name
+        assert variants[name]["extra"]["tenants"]["quiet"]["limited"] == 0, name
+    events = variants["redis-down"]["events"]
+    assert [(e["action"], e["service"], e["processes"]) for e in events] == [
+        ("stop", "redis", ["redis"])
+    ]
+    run_dir = Path(document["results_dir"])
+    for name in ("requests.csv", "rate_limit_headers.json", "nginx/nginx.conf", "logs/redis.log"):
+        assert (run_dir / "redis-down" / name).is_file(), name
+    assert "limit_req_zone" in (run_dir / "nginx" / "nginx" / "nginx.conf").read_text()
