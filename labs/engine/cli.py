@@ -60,14 +60,17 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def seconds(text: str) -> float:
+def seconds(text: str) -> int:
+    """Whole seconds: Locust's run time (-t) takes no fractions."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0 or value > MAX_DURATION_S:
-        raise argparse.ArgumentTypeError(f"must be > 0 and <= {MAX_DURATION_S:g} s, got {text!r}")
-    return value
+    if not math.isfinite(value) or value < 1 or value > MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"must be >= 1 and <= {MAX_DURATION_S:g} s, got {text!r}")
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"must be whole seconds, got {text!r}")
+    return int(value)
 
 
 def port(text: str) -> int:
@@ -171,7 +174,7 @@ def results_table(outcomes: Sequence[RunOutcome]) -> Table:
     for outcome in outcomes:
         for index, (name, result) in enumerate(outcome.results.items()):
             numbers = "  ".join(
-                f"{key.removeprefix('status.')}={_fmt(result.metric(key))}"
+                f"{key.split('.', 1)[-1]}={_fmt(result.metric(key))}"
                 for key in outcome.lab.key_metrics
             )
             verdict = ""
@@ -320,8 +323,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     env = " ".join(f"{key}={value}" for key, value in load.env.items())
     out.print(f"[bold]{lab.name}[/] / [bold]{variant.name}[/] is up: {variant.summary}")
     out.print(f"  nginx:  {endpoints['nginx']}   (try: curl -si {endpoints['nginx']}/work)")
+    fault_switches = {s.name for s in variant.services if s.module == "services.api"}
     for name, urls in endpoints["services"].items():
-        out.print(f"  {name}:  {', '.join(urls)}   (faults: GET/PUT {urls[0]}/admin/faults)")
+        faults = f"   (faults: GET/PUT {urls[0]}/admin/faults)" if name in fault_switches else ""
+        out.print(f"  {name}:  {', '.join(urls)}{faults}")
     out.print("  load (Locust web UI on http://127.0.0.1:8089):")
     out.print(
         f"    {env} {sys.executable} -m locust -f {load.path} --host {endpoints['nginx']} "

@@ -57,7 +57,7 @@ def locust_argv(load: LoadSpec, host: str, files: LoadFiles) -> list[str]:
         "--headless",
         "-u", str(load.users),
         "-r", str(load.spawn_rate),
-        "-t", f"{load.duration_s:g}s",
+        "-t", f"{round(load.duration_s)}s",
         "--host", host,
         "--only-summary",
         "--csv", str(files.csv_prefix),

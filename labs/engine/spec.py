@@ -81,6 +81,12 @@ class LoadSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     """Parameters for the locustfile (each documents its own LAB_* variables)."""
 
+    def __post_init__(self) -> None:
+        if self.duration_s < 1 or self.duration_s != int(self.duration_s):
+            raise ValueError(
+                f"duration_s must be whole seconds >= 1 (Locust's -t), got {self.duration_s}"
+            )
+
     @property
     def path(self) -> Path:
         return LOADTESTS_DIR / self.locustfile

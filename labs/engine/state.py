@@ -60,9 +60,13 @@ def registered_run(run_id: str, lab: str, kind: str) -> Iterator[None]:
 
 
 def cleanup_run(run_id: str) -> int:
-    """Stop every process of `run_id` and remove its temp prefixes; return how many stopped."""
+    """Stop every process of `run_id`, remove its temp prefixes and its Compose projects
+    (containers do not die with their runner); return how many processes stopped."""
+    from labs.engine.dockerenv import sweep_compose  # imports docker only when markers exist
+
     pids = processes_with_run_id(run_id)
     kill_pids(pids)
+    sweep_compose(run_id)
     for prefix in Path(tempfile.gettempdir()).glob(f"lab-{run_id}-*"):
         shutil.rmtree(prefix, ignore_errors=True)
     return len(pids)
@@ -78,4 +82,7 @@ def sweep_stale_runs() -> list[str]:
         cleanup_run(record["run_id"])
         path.unlink(missing_ok=True)
         cleaned.append(record["run_id"])
+    from labs.engine.dockerenv import sweep_compose
+
+    sweep_compose()  # Compose projects whose owner died without a run file (`lab up`)
     return cleaned

@@ -1,0 +1,503 @@
+"""retries: backoff with and without jitter, retry storms across layers, retry budgets.
+
+clients (Locust) -> nginx -> gateway -> api. The gateway retries its calls to the api
+with the variant's policy. Mid-run the api stalls for a moment (every client ends up
+waiting on it), crashes for 5 s (every request in flight fails in the same instant, then
+503 for everyone) and comes back cold, able to serve only 40 requests at once. The lab
+counts every attempt that reaches the api, per 100 ms, and compares the strategies:
+
+- immediate retries multiply the load on a backend that is already down;
+- exponential backoff without jitter keeps the clients in lockstep: the attempts arrive
+  in waves, and the wave that meets the recovered api overruns it;
+- full jitter spreads the same retries out; a retry budget caps them outright;
+- retries at two layers multiply: 4 client attempts x 3 gateway attempts = 12 per request.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from labs.engine.metrics import Request, VariantResult, is_success
+from labs.engine.spec import (
+    Check,
+    DeriveContext,
+    FaultStep,
+    Lab,
+    LoadSpec,
+    NginxSpec,
+    Plot,
+    ServiceSpec,
+    Upstream,
+    Variant,
+)
+
+PATH = "/work"
+BUCKET_S = 0.1
+USERS = 150
+THINK_S = (0.8, 1.2)
+API_LATENCY_MS = 100
+"""Every api request is 100 ms of work: ~14 requests in flight at the steady load."""
+
+STALL_AT_S, STALL_MS = 7.0, 1600
+"""The api stalls: every user's next request waits, so all of them are in flight...
+(7 s: fault times count from Locust's start, which takes 1-6 s on a busy machine)"""
+CRASH_AT_S, OUTAGE_S = 8.4, 5.0
+"""...when it crashes: they all fail at once, then every request gets 503 for 5 s."""
+COLD_CAPACITY = 40
+"""It comes back cold: above 40 concurrent requests it answers 503 (steady load needs ~14)."""
+
+MAX_ATTEMPTS = 20
+BASE_S, CAP_S, DEADLINE_S = 2.0, 4.0, 10.0
+CLIENT_ATTEMPTS = 4
+LAYER_GATEWAY_ATTEMPTS = 3
+
+FAULTS = (
+    FaultStep(STALL_AT_S, "api", {"latency_ms": STALL_MS}),
+    FaultStep(CRASH_AT_S, "api", {"outage_s": OUTAGE_S, "latency_ms": API_LATENCY_MS}),
+    FaultStep(CRASH_AT_S + OUTAGE_S, "api", {"max_concurrent": COLD_CAPACITY}),
+)
+
+
+def gateway(strategy: str, **extra: object) -> ServiceSpec:
+    args: dict[str, object] = {
+        "retry-strategy": strategy,
+        "retry-max-attempts": MAX_ATTEMPTS,
+        "retry-base": BASE_S,
+        "retry-cap": CAP_S,
+        "retry-deadline": DEADLINE_S,
+        # The api's Retry-After names the same instant for every client; honouring it
+        # would line them all up whatever the backoff (see the guide).
+        "retry-after": "off",
+        "max-connections": 0,
+        "seed": 7,
+    }
+    args.update(extra)
+    return ServiceSpec(
+        "gateway", module="services.gateway", args=args, depends_on={"api-url": "api"}
+    )
+
+
+API = ServiceSpec("api", args={"latency-ms": API_LATENCY_MS, "seed": 1})
+LOAD = LoadSpec(
+    locustfile="steady_users.py",
+    users=USERS,
+    spawn_rate=USERS,
+    duration_s=18,
+    env={"LAB_THINK_MIN_S": str(THINK_S[0]), "LAB_THINK_MAX_S": str(THINK_S[1])},
+)
+NGINX = NginxSpec(upstream=Upstream(keepalive=32), backend="gateway")
+
+NO_RETRY = Variant(
+    name="no-retry",
+    summary="the gateway makes one attempt; every request during the outage fails",
+    nginx=NGINX,
+    services=(API, gateway("none")),
+    load=LOAD,
+    faults=FAULTS,
+)
+IMMEDIATE = replace(
+    NO_RETRY,
+    name="immediate",
+    summary=f"up to {MAX_ATTEMPTS} attempts, no wait between them",
+    services=(API, gateway("immediate")),
+)
+EXPONENTIAL = replace(
+    NO_RETRY,
+    name="exponential",
+    summary=f"waits min({CAP_S:g}, {BASE_S:g} * 2^n) s, no jitter; {DEADLINE_S:g} s deadline",
+    services=(API, gateway("exponential")),
+)
+FULL_JITTER = replace(
+    NO_RETRY,
+    name="full-jitter",
+    summary=f"waits uniform(0, min({CAP_S:g}, {BASE_S:g} * 2^n)) s; {DEADLINE_S:g} s deadline",
+    services=(API, gateway("full-jitter")),
+)
+DECORRELATED = replace(
+    NO_RETRY,
+    name="decorrelated-jitter",
+    summary=f"waits min({CAP_S:g}, uniform({BASE_S:g}, 3 * previous wait)) s",
+    services=(API, gateway("decorrelated-jitter")),
+)
+BUDGET = replace(
+    NO_RETRY,
+    name="budget",
+    summary="full jitter + a retry budget: retries <= 10 % of the last 10 s of requests",
+    services=(
+        API,
+        gateway("full-jitter", **{"budget": "on", "budget-ratio": 0.1, "budget-min-per-s": 1}),
+    ),
+)
+LAYERS = replace(
+    NO_RETRY,
+    name="layers",
+    summary=(
+        f"clients retry too: {CLIENT_ATTEMPTS} client attempts x "
+        f"{LAYER_GATEWAY_ATTEMPTS} gateway attempts, short backoffs at both layers"
+    ),
+    services=(
+        API,
+        gateway(
+            "exponential",
+            **{"retry-max-attempts": LAYER_GATEWAY_ATTEMPTS, "retry-base": 0.02, "retry-cap": 0.1},
+        ),
+    ),
+    load=replace(
+        LOAD,
+        env={
+            **LOAD.env,
+            "LAB_CLIENT_ATTEMPTS": str(CLIENT_ATTEMPTS),
+            "LAB_CLIENT_BACKOFF_S": "0.05",
+        },
+    ),
+)
+
+
+VARIANTS = (NO_RETRY, IMMEDIATE, EXPONENTIAL, FULL_JITTER, DECORRELATED, BUDGET, LAYERS)
+
+
+# --- measurements --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    start_s: float
+    end_s: float
+
+
+def outage_window(result: VariantResult) -> Window | None:
+    """The outage, in seconds since the first request: from the fault step that set
+    `outage_s` (the api arms it as the step lands) for that many seconds."""
+    for event in result.events:
+        settings = event.get("settings")
+        if isinstance(settings, Mapping) and settings.get("outage_s"):
+            start = float(event["t_s"])  # type: ignore[arg-type]
+            return Window(start, start + float(settings["outage_s"]))
+    return None
+
+
+@dataclass(frozen=True)
+class Logical:
+    """One user request, client retries included (loadtests/steady_users.py's logical.csv)."""
+
+    start_s: float
+    end_s: float
+    client_attempts: int
+    api_attempts: int
+    status: int
+
+
+def read_logical(path: Path, origin_s: float) -> list[Logical]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            Logical(
+                float(row["start_s"]) - origin_s,
+                float(row["end_s"]) - origin_s,
+                int(row["client_attempts"]),
+                int(row["api_attempts"]),
+                int(row["status"]),
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def api_arrivals(result: VariantResult) -> tuple[list[float], list[int]]:
+    """The api's work requests per 100 ms: (bucket start in s since the first request, count)."""
+    replicas = result.services.get("api") or [{}]
+    arrivals = replicas[0].get("arrivals") if isinstance(replicas[0], Mapping) else None
+    if not isinstance(arrivals, Mapping) or arrivals.get("start_epoch_s") is None:
+        return [], []
+    start = float(arrivals["start_epoch_s"]) - result.origin_s
+    width = float(arrivals["bucket_s"])
+    counts = [int(c) for c in arrivals["counts"]]
+    return [round(start + i * width, 3) for i in range(len(counts))], counts
+
+
+def gateway_stats(result: VariantResult) -> Mapping[str, object]:
+    replicas = result.services.get("gateway") or [{}]
+    downstreams = replicas[0].get("downstreams", {}) if isinstance(replicas[0], Mapping) else {}
+    return downstreams.get("api", {}) if isinstance(downstreams, Mapping) else {}
+
+
+def _ratio(part: float, whole: float) -> float:
+    return round(part / whole, 3) if whole else 0.0
+
+
+def recovery_time(
+    requests: Sequence[Request], origin_s: float, after_s: float, step_s: float = 1.0
+) -> float:
+    """Seconds from `after_s` until the success rate of requests *finishing* in each
+    `step_s` window stays >= 99 % to the end of the run (-1: it never does)."""
+    windows: dict[int, list[bool]] = {}
+    for r in requests:
+        end = r.start_s - origin_s + r.response_ms / 1000
+        if end >= after_s:
+            windows.setdefault(int((end - after_s) // step_s), []).append(is_success(r.status))
+    if not windows:
+        return -1.0
+    last_bad = -1
+    for index in sorted(windows):
+        outcomes = windows[index]
+        if sum(outcomes) / len(outcomes) < 0.99:
+            last_bad = index
+    if last_bad == max(windows):
+        return -1.0
+    return round((last_bad + 1) * step_s, 3)
+
+
+OUTAGE_KEYS = (
+    "attempts_per_failed_request",
+    "failed_requests_in_outage",
+    "failed_after_outage",
+    "outage_api_attempts",
+    "outage_client_requests",
+    "outage_amplification",
+    "steady_bucket_mean",
+    "max_bucket_after_outage",
+    "recovery_s",
+)
+
+
+def per_bucket(times: Sequence[float], width_s: float = BUCKET_S) -> list[int]:
+    """How many of `times` (s since the first request) fall in each bucket from 0."""
+    counts = [0] * (int(max(times, default=-1) // width_s) + 1)
+    for t in times:
+        if t >= 0:
+            counts[int(t // width_s)] += 1
+    return counts
+
+
+def derive(ctx: DeriveContext) -> dict[str, object]:
+    result, requests = ctx.result, ctx.requests
+    logical = [r for r in requests if r.name == PATH]
+    client_retries = len(requests) - len(logical)
+    failed_records = sum(not is_success(r.status) for r in requests)
+    # Each client retry follows one failed attempt; a logical request failed if its last did.
+    logical_failed = failed_records - client_retries
+    users = read_logical(ctx.out_dir / "logical.csv", result.origin_s)
+    xs, counts = api_arrivals(result)
+    api_attempts = sum(counts)
+    gw = gateway_stats(result)
+    numbers: dict[str, object] = {
+        "client_requests": len(logical),
+        "client_retries": client_retries,
+        "api_attempts": api_attempts,
+        "amplification": _ratio(api_attempts, len(logical)),
+        "success_rate": _ratio(len(logical) - logical_failed, len(logical)),
+        "gateway_attempts": gw.get("attempts", 0),
+        "gateway_retries": gw.get("retries", 0),
+        "budget_denied": gw.get("retries_denied_by_budget", 0),
+        "gave_up_deadline": gw.get("gave_up_deadline", 0),
+        # The clients' X-Attempts tally against the api's own count (1.0 = every attempt
+        # is accounted for; a little less when requests were cut off at the end of the run).
+        "attempts_accounted": _ratio(sum(u.api_attempts for u in users), api_attempts),
+        "client_requests_100ms": per_bucket([r.start_s - result.origin_s for r in logical]),
+    }
+    numbers.update(dict.fromkeys(OUTAGE_KEYS, 0))
+    faults = [e for e in result.events if e.get("what") == "fault"]
+    first_fault = float(faults[0]["t_s"]) if faults else 0.0  # type: ignore[arg-type]
+    numbers["load_before_faults_s"] = round(first_fault, 3)
+    window = outage_window(result)
+    if window is None or not counts:
+        return numbers
+    inside = [i for i, x in enumerate(xs) if x >= window.start_s and x + 0.1 <= window.end_s + 1e-6]
+    during = [
+        r
+        for r in logical
+        if r.start_s - result.origin_s < window.end_s
+        and r.start_s - result.origin_s + r.response_ms / 1000 > window.start_s
+    ]
+    before = [c for x, c in zip(xs, counts, strict=True) if 1.0 <= x < window.start_s - 0.5]
+    last_end = max(
+        (r.start_s - result.origin_s + r.response_ms / 1000 for r in requests), default=0
+    )
+    after = [c for x, c in zip(xs, counts, strict=True) if window.end_s <= x < last_end]
+    # Every layer gave up on these: each made all the attempts its policy allows.
+    failed = [
+        u
+        for u in users
+        if not is_success(u.status) and u.start_s < window.end_s and u.end_s > window.start_s
+    ]
+    numbers.update(
+        {
+            "attempts_per_failed_request": _ratio(sum(u.api_attempts for u in failed), len(failed)),
+            "failed_requests_in_outage": len(failed),
+            # The api was back, and these still failed: the cost of coming back together.
+            "failed_after_outage": sum(
+                not is_success(u.status) for u in users if u.end_s > window.end_s
+            ),
+            "outage_start_s": round(window.start_s, 3),
+            "outage_end_s": round(window.end_s, 3),
+            "outage_api_attempts": sum(counts[i] for i in inside),
+            "outage_client_requests": len(during),
+            "outage_amplification": _ratio(sum(counts[i] for i in inside), len(during)),
+            "steady_bucket_mean": round(sum(before) / len(before), 1) if before else 0.0,
+            "max_bucket_after_outage": max(after, default=0),
+            "recovery_s": recovery_time(requests, result.origin_s, window.end_s),
+            "p50_ms": result.p50_ms,
+            "p99_ms": result.p99_ms,
+        }
+    )
+    return numbers
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def _extra(results: Mapping[str, VariantResult], variant: str, key: str) -> float:
+    value = results[variant].extra.get(key)
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def ratio_at_least(name: str, high: str, low: str, key: str, factor: float, what: str) -> Check:
+    """results[high].extra[key] >= factor * results[low].extra[key]."""
+
+    def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
+        a, b = _extra(results, high, key), _extra(results, low, key)
+        passed = a >= factor * b
+        shown = f"{a / b:.2f}x" if b else "n/a"
+        return passed, (
+            f"{what}: {high} {a:g} vs {low} {b:g} ({shown}), expected {high} >= "
+            f"{factor:g} x {low} = {factor * b:g}"
+        )
+
+    return Check(name, evaluate, (high, low))
+
+
+def jitter_keeps_requests(better: str, worse: str, share: float) -> Check:
+    """`better` succeeds at least as often as `worse`, and loses at most `share` of the
+    requests `worse` loses after the outage (the ones the synchronized wave costs)."""
+
+    def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
+        ok_b, ok_w = _extra(results, better, "success_rate"), _extra(results, worse, "success_rate")
+        lost_b = _extra(results, better, "failed_after_outage")
+        lost_w = _extra(results, worse, "failed_after_outage")
+        passed = ok_b >= ok_w and lost_w > 0 and lost_b <= share * lost_w
+        return passed, (
+            f"client success rate: {better} {ok_b:.3f} vs {worse} {ok_w:.3f}, expected {better} "
+            f">= {worse}; requests failed after the api was back: {better} {lost_b:g} vs "
+            f"{worse} {lost_w:g}, expected {better} <= {share:g} x {worse} = {share * lost_w:g}"
+        )
+
+    name = f"{better}_succeeds_where_{worse}_fails".replace("-", "_")
+    return Check(name, evaluate, (better, worse))
+
+
+def bounded(name: str, variant: str, key: str, low: float, high: float, what: str) -> Check:
+    """low <= results[variant].extra[key] <= high."""
+
+    def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
+        a = _extra(results, variant, key)
+        return low <= a <= high, f"{what}: {variant} {a:g}, expected {low:g} .. {high:g}"
+
+    return Check(name, evaluate, (variant,))
+
+
+def load_ran_first(min_s: float) -> Check:
+    """In every variant the users were running `min_s` before the first fault: the fault
+    schedule counts from Locust's start, and a machine busy enough to delay Locust's
+    start-up by seconds would otherwise measure a different experiment."""
+
+    def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
+        lead = {n: _extra(results, n, "load_before_faults_s") for n in results}
+        short = {n: t for n, t in lead.items() if not t >= min_s}
+        shown = ", ".join(f"{n} {t:g}" for n, t in short.items()) or f"min {min(lead.values()):g}"
+        return not short, (
+            f"seconds of steady load before the stall: {shown}, expected >= {min_s:g} "
+            "in every variant (if not: Locust started late on a busy machine; run again)"
+        )
+
+    return Check("load_ran_before_the_incident", evaluate, ())  # whichever variants ran
+
+
+LAYERS_PRODUCT = CLIENT_ATTEMPTS * LAYER_GATEWAY_ATTEMPTS
+CHECKS = (
+    load_ran_first(1.5),
+    ratio_at_least(
+        "immediate_amplifies_3x_full_jitter",
+        "immediate",
+        "full-jitter",
+        "outage_amplification",
+        3.0,
+        "api attempts per client request during the outage",
+    ),
+    ratio_at_least(
+        "exponential_waves_2x_full_jitter",
+        "exponential",
+        "full-jitter",
+        "max_bucket_after_outage",
+        2.0,
+        "largest 100 ms bucket of api attempts after the outage",
+    ),
+    jitter_keeps_requests("full-jitter", "exponential", 0.2),
+    bounded(
+        "layers_multiply_attempts",
+        "layers",
+        "attempts_per_failed_request",
+        0.8 * LAYERS_PRODUCT,
+        LAYERS_PRODUCT,
+        f"api attempts per user request that failed during the outage "
+        f"({CLIENT_ATTEMPTS} client x "
+        f"{LAYER_GATEWAY_ATTEMPTS} gateway attempts = {LAYERS_PRODUCT}; 0.8 x = "
+        f"{0.8 * LAYERS_PRODUCT:g})",
+    ),
+    bounded(
+        "budget_caps_amplification",
+        "budget",
+        "outage_amplification",
+        0.0,
+        1.3,
+        "api attempts per client request during the outage",
+    ),
+)
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+
+def arrivals_series(result: VariantResult) -> Mapping[str, tuple[list[float], list[int]]]:
+    """The api's attempts per 100 ms next to the users' requests per 100 ms: the gap
+    between the two lines is the retries."""
+    xs, counts = api_arrivals(result)
+    users = result.extra.get("client_requests_100ms")
+    series = {"api attempts": (xs, counts)}
+    if isinstance(users, list):
+        series["user requests"] = ([round(i * BUCKET_S, 3) for i in range(len(users))], users)
+    return series
+
+
+def client_series(result: VariantResult) -> Mapping[str, tuple[list[float], list[int]]]:
+    xs = [b.t_s for b in result.series]
+    ok = [sum(n for code, n in b.status.items() if 200 <= int(code) < 400) for b in result.series]
+    failed = [b.requests - good for b, good in zip(result.series, ok, strict=True)]
+    return {"succeeded": (xs, ok), "failed": (xs, failed)}
+
+
+LAB = Lab(
+    name="retries",
+    title="Retries: backoff, jitter, retry storms and retry budgets",
+    question="Why do retries turn a 5-second blip into a retry storm, and what stops it?",
+    guide=Path(__file__).with_name("guide.md"),
+    variants=VARIANTS,
+    checks=CHECKS,
+    key_metrics=(
+        "extra.client_requests",
+        "extra.amplification",
+        "extra.outage_amplification",
+        "extra.attempts_per_failed_request",
+        "extra.max_bucket_after_outage",
+        "extra.success_rate",
+        "extra.recovery_s",
+        "p99_ms",
+    ),
+    derive=derive,
+    plots=(
+        Plot("api attempts per 100 ms", "per 100 ms", arrivals_series, kind="step"),
+        Plot("client requests per second", "requests / s", client_series, kind="line"),
+    ),
+)

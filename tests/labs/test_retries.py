@@ -1,0 +1,52 @@
+"""The retries lab, end to end: real nginx, gateway, api, Locust (pytest -m lab)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_lab_cli
+
+pytestmark = pytest.mark.lab
+
+CHECKS = {
+    "load_ran_before_the_incident",
+    "immediate_amplifies_3x_full_jitter",
+    "exponential_waves_2x_full_jitter",
+    "full_jitter_succeeds_where_exponential_fails",
+    "layers_multiply_attempts",
+    "budget_caps_amplification",
+}
+
+
+def test_retries_check_shows_storms_waves_and_their_fixes(lab_env, tmp_path: Path):
+    result = run_lab_cli(
+        "check", "retries", "--json", "--results-dir", str(tmp_path), env=lab_env, timeout=300
+    )
+    assert result.stdout.count("\n") == 1, "exactly one JSON document"
+    document = json.loads(result.stdout)
+    failed = [c for c in document["checks"] if not c["passed"]]
+    assert result.returncode == 0 and document["passed"], failed
+    assert {c["name"] for c in document["checks"]} == CHECKS
+
+    variants = document["variants"]
+    assert set(variants) == {
+        "no-retry", "immediate", "exponential", "full-jitter", "decorrelated-jitter",
+        "budget", "layers",
+    }  # fmt: skip
+    for name, variant in variants.items():
+        extra = variant["extra"]
+        assert extra["client_requests"] >= 500, name
+        assert 0.9 <= extra["attempts_accounted"] <= 1.01, (name, extra["attempts_accounted"])
+        arrivals = variant["services"]["api"][0]["arrivals"]
+        assert arrivals["bucket_s"] == 0.1 and len(arrivals["counts"]) >= 100
+        assert len(variant["events"]) == 3, "stall, crash, cold restart"
+    assert variants["no-retry"]["extra"]["attempts_per_failed_request"] == 1.0
+    assert variants["budget"]["extra"]["budget_denied"] > 0
+
+    run_dir = Path(document["results_dir"])
+    assert json.loads((run_dir / "results.json").read_text())["passed"] is True
+    for name in ("requests.csv", "logical.csv", "locust.json", "nginx/access.log"):
+        assert (run_dir / "exponential" / name).is_file(), name
