@@ -72,7 +72,7 @@ PARTS: Mapping[str, Part] = {
 
 
 def replica_name(service: str, replica: int) -> str:
-    return f"{service}-{replica + 1}"
+    return ServiceSpec(service).replica_name(replica)
 
 
 def services_of(variant: Variant) -> list[str]:
@@ -83,15 +83,8 @@ def services_of(variant: Variant) -> list[str]:
 
 def service_command(spec: ServiceSpec, replica: int, urls: Mapping[str, list[str]]) -> list[str]:
     """The container's argv: what the local topology runs, listening on 0.0.0.0:8000."""
-    argv = ["python", "-m", spec.module, "--host", "0.0.0.0", "--port", str(SERVICE_PORT)]
-    argv += ["--replica-id", replica_name(spec.name, replica)]
-    for option, value in spec.args.items():
-        argv += [f"--{option}", str(value)]
-    for option, dependency in spec.depends_on.items():
-        if dependency not in urls:
-            raise LabError(f"service {spec.name} depends on {dependency}, which starts later")
-        argv += [f"--{option}", ",".join(urls[dependency])]
-    return argv
+    listen = ["--host", "0.0.0.0", "--port", str(SERVICE_PORT)]
+    return ["python", "-m", spec.module, *listen, *spec.options(replica, urls)]
 
 
 def _literal(text: str) -> str:

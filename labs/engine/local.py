@@ -44,15 +44,7 @@ class Endpoints:
 def service_argv(
     spec: ServiceSpec, port: int, replica: int, urls: dict[str, list[str]]
 ) -> list[str]:
-    argv = [sys.executable, "-m", spec.module, "--port", str(port)]
-    argv += ["--replica-id", f"{spec.name}-{replica + 1}"]
-    for option, value in spec.args.items():
-        argv += [f"--{option}", str(value)]
-    for option, dependency in spec.depends_on.items():
-        if dependency not in urls:
-            raise LabError(f"service {spec.name} depends on {dependency}, which starts later")
-        argv += [f"--{option}", ",".join(urls[dependency])]
-    return argv
+    return [sys.executable, "-m", spec.module, "--port", str(port), *spec.options(replica, urls)]
 
 
 class LocalTopology:

@@ -70,6 +70,23 @@ class ServiceSpec:
     depends_on: Mapping[str, str] = field(default_factory=dict)
     """Option -> service: the engine passes that service's URLs (comma-separated)."""
 
+    def replica_name(self, replica: int) -> str:
+        return f"{self.name}-{replica + 1}"
+
+    def options(self, replica: int, urls: Mapping[str, Sequence[str]]) -> list[str]:
+        """Command-line options for one replica, the same on every topology (each adds
+        where to listen). `urls`: the replica URLs of the services started so far."""
+        argv = ["--replica-id", self.replica_name(replica)]
+        for option, value in self.args.items():
+            argv += [f"--{option}", str(value)]
+        for option, dependency in self.depends_on.items():
+            if dependency not in urls:
+                from labs.engine.errors import LabError
+
+                raise LabError(f"service {self.name} depends on {dependency}, which starts later")
+            argv += [f"--{option}", ",".join(urls[dependency])]
+        return argv
+
 
 @dataclass(frozen=True)
 class LoadSpec:

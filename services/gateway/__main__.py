@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aiohttp import web
-
+from services.common.server import add_server_arguments, fail, serve, server_argument_error
 from services.gateway.app import (
     BudgetConfig,
     DownstreamConfig,
@@ -28,17 +27,7 @@ DOWNSTREAMS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.gateway", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, required=True, help="port to listen on")
-    parser.add_argument("--replica-id", default="gateway-1", help="name reported in X-Gateway")
-    parser.add_argument(
-        "--keepalive-timeout",
-        type=float,
-        default=75.0,
-        help="seconds an idle keep-alive connection from nginx stays open (default 75)",
-    )
-    parser.add_argument("--shutdown-timeout", type=float, default=5.0, help="drain time on stop")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the backoff jitter")
+    add_server_arguments(parser, replica_id="gateway-1", seed_help="seed for the backoff jitter")
     parser.add_argument("--api-url", help="api replicas (comma-separated): GET/POST /work")
 
     retry = parser.add_argument_group("retries (every downstream)")
@@ -111,37 +100,13 @@ def build_config(args: argparse.Namespace) -> GatewayConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not 0 < args.port < 65536:
-        print(f"gateway: error: --port must be 1-65535, got {args.port}", file=sys.stderr)
-        return 2
-    if args.keepalive_timeout <= 0:
-        print("gateway: error: --keepalive-timeout must be > 0", file=sys.stderr)
-        return 2
+    if error := server_argument_error(args):
+        return fail("gateway", error)
     try:
         config = build_config(args)
     except ValueError as exc:
-        print(f"gateway: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        web.run_app(
-            create_app(config),
-            host=args.host,
-            port=args.port,
-            keepalive_timeout=args.keepalive_timeout,
-            shutdown_timeout=args.shutdown_timeout,
-            access_log=None,
-            print=lambda _: print(
-                f"gateway {args.replica_id} listening on http://{args.host}:{args.port}",
-                flush=True,
-            ),
-        )
-    except OSError as exc:
-        print(
-            f"gateway: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
-        return 2
-    return 0
+        return fail("gateway", str(exc))
+    return serve("gateway", create_app(config), args)
 
 
 if __name__ == "__main__":
