@@ -8,7 +8,6 @@ bench/results.md and prints the same table.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ from labs.engine.errors import LabError
 from labs.engine.local import LocalTopology
 from labs.engine.ports import HOST, free_ports
 from labs.engine.processes import ProcessGroup
-from labs.engine.signals import interrupts_raise
+from labs.engine.signals import interrupts_raise, run_interruptible
 from labs.engine.spec import (
     Lab,
     LoadSpec,
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         with interrupts_raise():
             lab, variant = proxy_lab()
             topology = LocalTopology(lab, variant, group, workdir / "proxy")
-            endpoints = asyncio.run(topology.start())
+            endpoints = run_interruptible(topology.start())
             url = f"{endpoints.nginx_url}/work"
             print(f"load ceiling through nginx -> api ({args.seconds:g} s each) ...", flush=True)
             wrk_rps = wrk(url, args.seconds)

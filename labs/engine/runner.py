@@ -18,7 +18,7 @@ from labs.engine.local import Endpoints
 from labs.engine.metrics import VariantResult, read_requests, summarize
 from labs.engine.processes import Child, ProcessGroup
 from labs.engine.scrape import SCRAPE_INTERVAL_S, scrape_metrics
-from labs.engine.signals import Interrupted, interrupts_raise
+from labs.engine.signals import Interrupted, interrupts_raise, run_interruptible
 from labs.engine.spec import CheckResult, DeriveContext, FaultStep, Lab, Variant
 from labs.engine.state import new_run_id, registered_run, sweep_stale_runs
 from labs.engine.topology import Topology, TopologyKind, make_topology, preflight, release
@@ -73,7 +73,7 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
     group = ProcessGroup(run_id, results_dir / "logs")
     with interrupts_raise(), registered_run(run_id, lab.name, "run"):
         try:
-            results = asyncio.run(_run_variants(lab, variants, group, results_dir, options))
+            results = run_interruptible(_run_variants(lab, variants, group, results_dir, options))
         finally:
             group.stop_all()
             release(options.topology, run_id)

@@ -7,7 +7,6 @@ services and nginx are this process's children and die with it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
@@ -15,7 +14,7 @@ import time
 from labs.engine.catalog import get_lab
 from labs.engine.errors import LabError
 from labs.engine.processes import ProcessGroup
-from labs.engine.signals import Interrupted, interrupts_raise
+from labs.engine.signals import Interrupted, interrupts_raise, run_interruptible
 from labs.engine.state import state_dir, up_file, write_json_atomic
 from labs.engine.topology import TOPOLOGIES, make_topology
 
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             lab = get_lab(args.lab)
             variant = lab.variant(args.variant)
             topology = make_topology(args.topology, lab, variant, group, logs, args.port)
-            endpoints = asyncio.run(topology.start())
+            endpoints = run_interruptible(topology.start())
             record.update(status="ready", endpoints=endpoints.to_dict(), logs=str(logs))
             record["pids"] = group.pids()
             write_json_atomic(up_file(), record)
