@@ -81,6 +81,7 @@ class ComposeTopology:
         self.client: docker.DockerClient | None = None
         self._started = False
         self._up: asyncio.subprocess.Process | None = None
+        self.endpoints: Endpoints | None = None
 
     # --- start ------------------------------------------------------------------------
 
@@ -173,7 +174,8 @@ class ComposeTopology:
         for name in self.variant.parts:
             await self._wait_container_healthy(name)
         await self._wait_healthy("nginx", f"{nginx_url}/healthz")
-        return Endpoints(nginx_url, services, parts)
+        self.endpoints = Endpoints(nginx_url, services, parts)
+        return self.endpoints
 
     async def _wait_healthy(self, name: str, url: str) -> None:
         """Poll `url` until 200; fail fast with the container's output if it exits."""
@@ -250,6 +252,29 @@ class ComposeTopology:
 
         await asyncio.gather(*(asyncio.to_thread(act, c) for c in hit))
         return [c.labels.get(dockerenv.SERVICE_LABEL, c.name) for c in hit]
+
+    async def resume(self, service: str, replica: int | None) -> list[str]:
+        """Mid-run, start again the containers of a service that a stop or kill ended and
+        wait until each answers /readyz. Docker publishes a restarted container on a new
+        host port: the replica's URL in `endpoints` is updated in place, so the stats
+        sampler and later faults reach it. (nginx reaches it by name on the network.)"""
+        ended = [
+            c
+            for c in await asyncio.to_thread(self._targets, service, replica)
+            if c.status in ("exited", "dead")
+        ]
+        if not ended:
+            raise LabError(f"cannot start {service}: no container of it has stopped")
+        names = [c.labels.get(dockerenv.SERVICE_LABEL, c.name) for c in ended]
+        await asyncio.gather(*(asyncio.to_thread(c.start) for c in ended))
+        containers = await asyncio.to_thread(self.containers)
+        for name in names:
+            url = f"http://{HOST}:{_published_port(containers[name])}"
+            if self.endpoints is not None and service in self.endpoints.services:
+                index = int(name.rpartition("-")[2]) - 1
+                self.endpoints.services[service][index] = url
+            await self._wait_healthy(name, f"{url}/readyz")
+        return names
 
     # --- stop ---------------------------------------------------------------------------
 

@@ -64,6 +64,8 @@ class LocalTopology:
         self.artifacts_dir = artifacts_dir
         self.nginx_port = nginx_port
         self.children: list[Child] = []
+        self.launches: dict[str, tuple[list[str], str]] = {}
+        """Replica name -> (argv, URL): how to start it again after a stop or kill."""
         self.prefix = Path(tempfile.mkdtemp(prefix=f"lab-{group.run_id}-"))
         self.layout = nginx.NginxLayout(self.prefix)
         self.log_dir = artifacts_dir / "logs"
@@ -95,6 +97,7 @@ class LocalTopology:
                 )
                 self.children.append(child)
                 started.append((child, f"http://{HOST}:{port}"))
+                self.launches[child.name] = (argv, f"http://{HOST}:{port}")
             await asyncio.gather(*(wait_healthy(c, f"{u}/readyz") for c, u in started))
             urls[spec.name] = [u for _, u in started]
         services = {name: u for name, u in urls.items() if name not in part_urls}
@@ -139,6 +142,23 @@ class LocalTopology:
                     os.killpg(child.pid, signal.SIGKILL)
         await asyncio.gather(*(asyncio.to_thread(self.group.stop, child) for child in hit))
         return [child.name for child in hit]
+
+    async def resume(self, service: str, replica: int | None) -> list[str]:
+        """Mid-run, start again the replicas of a service that a stop or kill ended, on
+        the same port with the same options; return once each answers /readyz."""
+        ended = [c for c in self.processes(service, replica) if not c.alive()]
+        if not ended:
+            raise LabError(f"cannot start {service}: no replica of it has stopped")
+        started = []
+        for old in ended:
+            if old.name not in self.launches:
+                raise LabError(f"cannot start {old.name} again: only services can be")
+            argv, url = self.launches[old.name]
+            child = self.group.start(old.name, argv, cwd=REPO_ROOT, log_dir=self.log_dir)
+            self.children[self.children.index(old)] = child
+            started.append(wait_healthy(child, f"{url}/readyz"))
+        await asyncio.gather(*started)
+        return [c.name for c in ended]
 
     def stop(self) -> None:
         """Stop nginx first (no new traffic), then the services; keep nginx's files."""

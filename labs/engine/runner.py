@@ -244,7 +244,7 @@ async def apply_faults(
     topology: Topology | None = None,
 ) -> None:
     """Apply each step at its time (seconds after Locust starts): set faults through the
-    service's /admin/faults, or stop/kill its processes through the topology."""
+    service's /admin/faults, or stop/kill/start its processes through the topology."""
     started = time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         for step in sorted(steps, key=lambda s: s.at_s):
@@ -256,6 +256,8 @@ async def apply_faults(
                 event["settings"] = dict(step.settings)
             elif topology is None:
                 raise LabError(f"fault action {step.action!r} needs the topology")
+            elif step.action == "start":
+                event["processes"] = await topology.resume(step.service, step.replica)
             else:
                 event["processes"] = await topology.halt(step.service, step.replica, step.action)
             events.append(

@@ -109,7 +109,7 @@ class LoadSpec:
         return LOADTESTS_DIR / self.locustfile
 
 
-FaultAction = Literal["settings", "stop", "kill"]
+FaultAction = Literal["settings", "stop", "kill", "start"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,9 @@ class FaultStep:
     """At `at_s` seconds into the load, act on a service (or a part, e.g. "redis").
 
     `action` "settings" PUTs `settings` on the service's /admin/faults; "stop" sends
-    SIGTERM (a clean shutdown) and "kill" SIGKILL (a crash) to its processes.
+    SIGTERM (a clean shutdown) and "kill" SIGKILL (a crash) to its processes; "start"
+    brings stopped or killed replicas back (same command line, same address) and
+    returns once they are ready.
     """
 
     at_s: float

@@ -27,6 +27,10 @@ class Topology(Protocol):
         """Stop or kill (compose: also pause/unpause) a service's replicas mid-run."""
         ...
 
+    async def resume(self, service: str, replica: int | None) -> list[str]:
+        """Start again the replicas a stop or kill ended; return once they are ready."""
+        ...
+
     def stop(self) -> None:
         """Tear everything down and keep the logs; idempotent."""
         ...

@@ -1,5 +1,6 @@
-"""The engine parts the rate-limit lab added: Redis as a topology part, and stop/kill
-faults, on a real topology (nginx, one api replica with the Redis limiter, redis-server)."""
+"""The engine parts the rate-limit lab added: Redis as a topology part, stop/kill faults,
+and "start" bringing a killed replica back, on a real topology (nginx, api replicas with
+the Redis limiter, redis-server)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,22 @@ async def test_redis_part_starts_first_is_shared_and_can_be_stopped_mid_run(tmp_
         assert topology.processes("api")[1].process.returncode == -9
         with pytest.raises(LabError, match="no process for api replica 5"):
             topology.processes("api", 5)
+
+        # "start" brings the killed replica back on its port, ready, with the same options
+        killed_url = endpoints.services["api"][1]
+        start = (FaultStep(at_s=0, service="api", replica=1, action="start"),)
+        await apply_faults(start, endpoints, events, topology)
+        assert [c.alive() for c in topology.processes("api")] == [True, True]
+        assert events[-1]["action"] == "start" and events[-1]["processes"] == ["api-2"]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{killed_url}/readyz") as response,
+        ):
+            assert (await response.json())["replica"] == "api-2"
+        with pytest.raises(LabError, match="no replica of it has stopped"):
+            await topology.resume("api", 1)
+        with pytest.raises(LabError, match="only services"):
+            await topology.resume("redis", None)
     finally:
         topology.stop()
         group.stop_all()
