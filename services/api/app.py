@@ -17,7 +17,7 @@ from services.api import ratelimit
 from services.api.arrivals import Arrivals
 from services.api.faults import FaultError, Faults
 from services.common import metrics
-from services.common.problem import problem
+from services.common.problem import problem, problem_errors
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -47,7 +47,7 @@ STATE = web.AppKey("state", ApiState)
 
 
 def create_app(config: ApiConfig) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problem_errors])
     app[STATE] = ApiState(config=config, rng=random.Random(config.seed))
     app.router.add_get("/work", work)
     app.router.add_post("/work", work)

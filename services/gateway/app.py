@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from services.common import metrics
-from services.common.problem import problem
+from services.common.problem import problem, problem_errors
 from services.gateway.retry import (
     AttemptStats,
     Outcome,
@@ -180,7 +180,7 @@ def create_app(config: GatewayConfig) -> web.Application:
         raise ValueError(f"downstream names must be unique: {names}")
     rng = random.Random(config.seed)
     downstreams = {d.name: Downstream(d, random.Random(rng.random())) for d in config.downstreams}
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problem_errors])
     app[STATE] = GatewayState(config, downstreams)
     for downstream in downstreams.values():
         handler = _proxy_handler(downstream)

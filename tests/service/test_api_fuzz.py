@@ -1,62 +1,26 @@
 """Malformed input never makes the api fail: >= 1,000 generated requests, no 5xx.
 
-The server is real (aiohttp on an ephemeral 127.0.0.1 port, in a background
-thread); hypothesis generates the requests. No faults are set, so any 5xx would
-be a bug, not an injected error.
+The server is real (see tests/service/fuzzing.py); hypothesis generates the requests.
+No faults are set, so any 5xx would be a bug, not an injected error.
 """
 
 from __future__ import annotations
 
-import asyncio
-import http.client
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.api.app import ApiConfig, create_app
+from tests.service.fuzzing import METHODS, SETTINGS, headers, paths, send, serve_in_thread
 
 
 @pytest.fixture(scope="module")
 def api_port() -> Iterator[int]:
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(create_app(ApiConfig(seed=1)), keepalive_timeout=30)
-    ready = threading.Event()
-    port: list[int] = []
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port.append(runner.addresses[0][1])
-        ready.set()
-
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()))
-    thread.start()
-    assert ready.wait(10), "api did not start"
-    yield port[0]
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
-
-
-def send(
-    port: int, method: str, path: str, body: bytes, headers: dict[str, str]
-) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        content_type = response.getheader("Content-Type", "")
-        response.read()
-        return response.status, content_type
-    finally:
-        connection.close()
+    with serve_in_thread(lambda: create_app(ApiConfig(seed=1))) as port:
+        yield port
 
 
 json_values = st.recursive(
@@ -91,15 +55,6 @@ malformed_admin_bodies = st.one_of(
     st.builds(lambda k, v: json.dumps({k: v}).encode(), fault_names, bad_fault_values),
 )  # fmt: skip
 FAULTS = {"latency_ms", "error_status", "error_rate", "outage_s", "max_concurrent"}
-header_values = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
-headers = st.dictionaries(
-    st.sampled_from(["Content-Type", "X-Api-Key", "Idempotency-Key", "Accept", "X-Whatever"]),
-    header_values,
-    max_size=3,
-)
-SETTINGS = settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 
 
 @SETTINGS
@@ -113,19 +68,16 @@ def test_malformed_fault_settings_get_4xx_problem_json(api_port, body, headers, 
 
 @SETTINGS
 @given(
-    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]),
-    path=st.one_of(
-        st.sampled_from(["/work", "/healthz", "/readyz", "/admin/stats", "/nope", "/work/x"]),
-        st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/%?&=.-_", max_size=30).map(
-            lambda p: "/" + p
-        ),
-    ),
+    method=METHODS,
+    path=paths(["/work", "/healthz", "/readyz", "/admin/stats", "/nope", "/work/x"]),
     body=st.binary(max_size=300),
     headers=headers,
 )
 def test_arbitrary_requests_never_5xx(api_port, method, path, body, headers):
-    status, _ = send(api_port, method, path, body, headers)
+    status, content_type = send(api_port, method, path, body, headers)
     assert status < 500, (method, path, status)
+    if status >= 400 and method != "HEAD":
+        assert content_type.startswith("application/problem+json"), (method, path, status)
 
 
 @settings(max_examples=200, deadline=None,
@@ -134,3 +86,4 @@ def test_arbitrary_requests_never_5xx(api_port, method, path, body, headers):
 def test_huge_bodies_are_413(api_port, size):
     status, content_type = send(api_port, "POST", "/work", b"x" * size, {})
     assert status == 413
+    assert content_type.startswith("application/problem+json")
