@@ -257,7 +257,10 @@ class ComposeTopology:
         """Mid-run, start again the containers of a service that a stop or kill ended and
         wait until each answers /readyz. Docker publishes a restarted container on a new
         host port: the replica's URL in `endpoints` is updated in place, so the stats
-        sampler and later faults reach it. (nginx reaches it by name on the network.)"""
+        sampler and later faults reach it. nginx resolved the replica's name once, at
+        start: it finds the container again because Docker hands a restarted container
+        the lowest free address on the network, its own old one when replicas restart
+        one at a time (measured on Docker 20.10)."""
         ended = [
             c
             for c in await asyncio.to_thread(self._targets, service, replica)
