@@ -87,16 +87,18 @@ def test_bad_edits_are_one_line_errors(workdir, text, message):
         exercise.load_edit(get_lab("keepalive-502"), path)
 
 
-def grade_with(env: dict[str, str], tmp_path: Path, replacements: dict[str, str]):
-    assert run_lab_cli("exercise", "keepalive-502", env=env).returncode == 0
-    path = Path(env["LAB_EXERCISES_DIR"]) / "keepalive-502" / "settings.toml"
+def grade_with(
+    env: dict[str, str], tmp_path: Path, replacements: dict[str, str], lab: str = "keepalive-502"
+):
+    assert run_lab_cli("exercise", lab, env=env).returncode == 0
+    path = Path(env["LAB_EXERCISES_DIR"]) / lab / "settings.toml"
     text = path.read_text()
     for old, new in replacements.items():
         assert old in text
         text = text.replace(old, new)
     path.write_text(text)
     return run_lab_cli(
-        "grade", "keepalive-502", "--results-dir", str(tmp_path / "results"), env=env, timeout=180
+        "grade", lab, "--results-dir", str(tmp_path / "results"), env=env, timeout=180
     )
 
 
@@ -139,3 +141,66 @@ def test_grade_passes_the_fix_and_fails_the_broken_settings(env, tmp_path):
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "after your change: still" in result.stdout and "expected 0 502s" in result.stdout
+
+
+# --- idempotency -------------------------------------------------------------------------------
+
+IDEMPOTENCY_FIX = {
+    "idempotency_key = false": "idempotency_key = true",
+    'idempotency = "off"': 'idempotency = "redis"',
+}
+
+
+def test_idempotency_solution_sends_a_key_and_shares_the_store():
+    diff = exercise.solution_diff(get_lab("idempotency"))
+    assert "+idempotency_key = true" in diff and '+idempotency = "redis"' in diff
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[client]\nattempts = 0\nidempotency_key = true\n[api]\nidempotency = \"redis\"\n"
+         "key_ttl_s = 600\n", "from 1 to 20"),
+        ("[client]\nattempts = 8\nidempotency_key = \"yes\"\n[api]\nidempotency = \"redis\"\n"
+         "key_ttl_s = 600\n", "true or false"),
+        ("[client]\nattempts = 8\nidempotency_key = true\n[api]\nidempotency = \"disk\"\n"
+         "key_ttl_s = 600\n", "off\", \"local\" or \"redis\""),
+        ("[client]\nattempts = 8\nidempotency_key = true\n[api]\nidempotency = \"redis\"\n"
+         "key_ttl_s = 0\n", "key_ttl_s"),
+        ("[client]\nattempts = 8\nidempotency_key = true\n", "api"),
+    ],
+)  # fmt: skip
+def test_idempotency_bad_edits_are_one_line_errors(workdir, text, message):
+    path = workdir / "bad.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(LabError, match=message):
+        exercise.load_edit(get_lab("idempotency"), path)
+
+
+@pytest.mark.parametrize(
+    "replacements, reason",
+    [({**IDEMPOTENCY_FIX, "attempts = 8": "attempts = 1"}, "turns the client's retries off"),
+     ({"idempotency_key = false": "idempotency_key = true",
+       'idempotency = "off"': 'idempotency = "local"'},
+      "must be shared by every replica")],
+)  # fmt: skip
+def test_idempotency_cheats_are_not_a_fix(env, tmp_path, replacements, reason):
+    result = grade_with(env, tmp_path, replacements, lab="idempotency")
+    assert result.returncode == 1
+    assert "not a fix" in result.stdout and reason in result.stdout
+
+
+@pytest.mark.lab
+def test_idempotency_grade_passes_the_fix_and_fails_half_of_it(env, tmp_path):
+    fixed = grade_with(env, tmp_path, IDEMPOTENCY_FIX, lab="idempotency")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "the fix holds" in fixed.stdout and "after: 0 duplicate orders" in fixed.stdout
+
+    assert run_lab_cli("exercise", "idempotency", "--reset", env=env).returncode == 0
+    key_only = grade_with(
+        env, tmp_path, {"idempotency_key = false": "idempotency_key = true"}, lab="idempotency"
+    )  # the api still ignores the key
+    assert key_only.returncode == 1, key_only.stdout + key_only.stderr
+    assert "after your change: still" in key_only.stdout
+    assert "expected 0 duplicates and 0 lost orders" in key_only.stdout

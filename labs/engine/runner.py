@@ -19,7 +19,7 @@ from labs.engine.metrics import VariantResult, read_requests, summarize
 from labs.engine.processes import Child, ProcessGroup
 from labs.engine.scrape import SCRAPE_INTERVAL_S, scrape_metrics
 from labs.engine.signals import Interrupted, interrupts_raise, run_interruptible
-from labs.engine.spec import CheckResult, DeriveContext, FaultStep, Lab, Variant
+from labs.engine.spec import CheckResult, Collect, DeriveContext, FaultStep, Lab, Variant
 from labs.engine.state import new_run_id, registered_run, sweep_stale_runs
 from labs.engine.topology import Topology, TopologyKind, make_topology, preflight, release
 
@@ -131,6 +131,7 @@ async def run_variant(
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
         final_stats = await collect_stats(endpoints)
+        await collect_files(lab.collect, endpoints, out_dir)
     finally:
         topology.stop()
     result = measure(lab, variant, files, out_dir)
@@ -217,6 +218,27 @@ async def collect_stats(endpoints: Endpoints) -> dict[str, list[dict[str, object
     for (service, _, _), answer in zip(replicas, answers, strict=True):
         stats.setdefault(service, []).append(answer or {})
     return stats
+
+
+async def collect_files(wanted: Sequence[Collect], endpoints: Endpoints, out_dir: Path) -> None:
+    """Save each `Collect`'s response body; a failure is a one-line LabError (the
+    lab's numbers would be meaningless without it)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        for item in wanted:
+            urls = endpoints.services.get(item.service, [])
+            if not 0 <= item.replica < len(urls):
+                missing = f"no {item.service} replica {item.replica}"
+                raise LabError(f"cannot collect {item.path}: {missing}")
+            url = f"{urls[item.replica]}{item.path}"
+            try:
+                async with session.get(url) as response:
+                    body = await response.read()
+                    status = response.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise LabError(f"cannot collect {url}: {exc or type(exc).__name__}") from None
+            if status != 200:
+                raise LabError(f"cannot collect {url}: HTTP {status}")
+            (out_dir / item.file).write_bytes(body)
 
 
 async def sample_stats(

@@ -165,6 +165,19 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Collect:
+    """After the load, before the topology stops: GET `path` from one replica of
+    `service` and save the body as `file` in the variant's results folder, for the
+    lab's `derive` hook (which runs once everything is stopped). E.g. a store's
+    contents to reconcile with what the clients meant to write."""
+
+    service: str
+    path: str
+    file: str
+    replica: int = 0
+
+
+@dataclass(frozen=True)
 class DeriveContext:
     """What a lab's `derive` hook sees after a variant ran."""
 
@@ -236,6 +249,8 @@ class Lab:
     """Poll every replica's /admin/stats this often during the load (None = only at the end)."""
     derive: Callable[[DeriveContext], Mapping[str, object]] | None = None
     """Lab-specific numbers from a variant's run, stored in `VariantResult.extra`."""
+    collect: tuple[Collect, ...] = ()
+    """Files fetched from the services before they stop (for `derive`)."""
     plots: tuple[Plot, ...] = ()
     exercise: Exercise | None = None
 

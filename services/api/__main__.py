@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.api import ratelimit
+from services.api import orders, ratelimit
 from services.api.app import ApiConfig, create_app
 from services.api.faults import FaultError, Faults
 from services.common.server import add_server_arguments, fail, serve, server_argument_error
@@ -19,6 +19,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--error-rate", type=float, default=1.0, help="share of requests failed")
     parser.add_argument("--max-concurrent", type=int, default=0, help="503 above this many")
     ratelimit.add_arguments(parser)
+    orders.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -32,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
             error_status=args.error_status,
             error_rate=args.error_rate,
             max_concurrent=args.max_concurrent,
+            lose_response_rate=args.lose_response_rate,
+            lose_response_ms=args.lose_response_ms,
         )
         limits = ratelimit.config_from_args(args)
+        orders_config = orders.config_from_args(args)
     except (FaultError, ValueError) as exc:
         return fail("api", str(exc))
     config = ApiConfig(
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         faults=faults,
         seed=args.seed,
         ratelimit=limits,
+        orders=orders_config,
     )
     return serve("api", create_app(config), args)
 

@@ -1,6 +1,7 @@
 """The api under test: a tiny work endpoint with a fault switch.
 
-Public routes (nginx proxies these): GET/POST /work, GET /healthz, GET /readyz.
+Public routes (nginx proxies these): GET/POST /work, GET /healthz, GET /readyz, and
+with `--orders redis` the orders resource (services.api.orders).
 Admin routes (nginx never exposes them): /admin/faults, /admin/stats, /metrics (Prometheus).
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from services.api import ratelimit
+from services.api import orders, ratelimit
 from services.api.arrivals import Arrivals
 from services.api.faults import FaultError, Faults
 from services.common import metrics
@@ -31,6 +32,8 @@ class ApiConfig:
     seed: int | None = None
     ratelimit: ratelimit.RateLimitConfig | None = None
     """Per-tenant limiting of /work (services.api.ratelimit); None = off."""
+    orders: orders.OrdersConfig | None = None
+    """The orders resource on Redis (services.api.orders); None = off."""
 
 
 @dataclass
@@ -59,6 +62,12 @@ def create_app(config: ApiConfig) -> web.Application:
     app.router.add_delete("/admin/faults", reset_faults)
     app.router.add_get("/admin/stats", stats)
     metrics.install(app, service="api")
+    if config.orders:
+
+        def current_faults() -> Faults:  # DELETE /admin/faults replaces the object
+            return app[STATE].config.faults
+
+        orders.install(app, config.orders, current_faults, app[STATE].rng, config.replica_id)
     if config.ratelimit:
         ratelimit.install(app, config.ratelimit)  # inside metrics: its 429s are counted
     return app
@@ -149,5 +158,6 @@ async def stats(request: web.Request) -> web.Response:
             "responses": {str(code): n for code, n in sorted(state.responses.items())},
             "keepalive_timeout_s": state.config.keepalive_timeout_s,
             "arrivals": state.arrivals.snapshot(),
+            **orders.stats(request.app),
         }
     )

@@ -1,7 +1,7 @@
 """The api's fault switch: what to break, settable at start and at run time.
 
-Faults apply to the work endpoints only; health checks stay truthful so the
-topology can still tell a sick replica from a dead one.
+Faults apply to the work endpoints (lose_response_* to POST /orders) only; health
+checks stay truthful so the topology can still tell a sick replica from a dead one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ class FaultError(ValueError):
 @dataclass
 class Faults:
     latency_ms: float = 0.0
-    """Added to every work request before it is answered."""
+    """Added to every work request before it is answered (and to POST /orders before
+    the commit)."""
     error_status: int = 0
     """Status returned instead of the work (0 = no injected errors)."""
     error_rate: float = 1.0
@@ -29,6 +30,10 @@ class Faults:
     """Every work request gets 503 for this long from the moment it is set."""
     max_concurrent: int = 0
     """More work requests in flight than this get 503 (0 = unlimited)."""
+    lose_response_rate: float = 0.0
+    """Share of successful POST /orders whose response is lost after the order is committed."""
+    lose_response_ms: float = 2000.0
+    """How long a lost response is held back: longer than the client waits, so it gives up."""
 
     def __post_init__(self) -> None:
         self._outage_until = 0.0
@@ -47,6 +52,10 @@ class Faults:
             raise FaultError("outage_s must be between 0 and 3600")
         if not 0 <= self.max_concurrent <= 1_000_000:
             raise FaultError("max_concurrent must be between 0 and 1000000")
+        if not 0.0 <= self.lose_response_rate <= 1.0:
+            raise FaultError("lose_response_rate must be between 0 and 1")
+        if not 0 <= self.lose_response_ms <= 600_000:
+            raise FaultError("lose_response_ms must be between 0 and 600000")
 
     def _arm_outage(self) -> None:
         self._outage_until = time.monotonic() + self.outage_s if self.outage_s else 0.0

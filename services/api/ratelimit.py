@@ -33,11 +33,10 @@ from typing import Literal, Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from services.common.problem import problem
+from services.common.redis_client import fail_fast_client
 
 API_KEY_HEADER = "X-API-Key"
 LIMITED_PATHS = frozenset({"/work"})
@@ -190,20 +189,9 @@ class RedisLimiter:
 
     @classmethod
     def from_url(cls, url: str, rate: float, burst: int, timeout_s: float = 1.0) -> RedisLimiter:
-        """A client that fails fast: no retries (the caller decides), and a timeout short
-        enough to bound a hung Redis's cost yet longer than a busy 2-core machine's
-        scheduling stalls (a spurious timeout would fail open for the cooldown).
-        The pool blocks (up to the timeout) for a free connection: the default pool
-        raises "Too many connections" at its limit, which would fail open under load."""
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=32,
-            timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            socket_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        return cls(aioredis.Redis.from_pool(pool), rate, burst)
+        """A fail-fast client (services.common.redis_client): a spurious timeout would
+        fail open for the cooldown, a pool error under load too."""
+        return cls(fail_fast_client(url, timeout_s), rate, burst)
 
     async def acquire(self, tenant: str, now_us: int | None = None) -> Decision:
         if self.clock() < self.unavailable_until:

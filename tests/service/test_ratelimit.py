@@ -1,7 +1,6 @@
 """The rate limiters against a real redis-server and real aiohttp servers (no mocks).
 
-Each test module run starts its own redis-server on a free 127.0.0.1 port (no
-persistence) and stops it; a test that stops Redis starts a private one.
+Redis comes from tests/service/conftest.py (`redis_server`, `private_redis`).
 """
 
 from __future__ import annotations
@@ -10,15 +9,12 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from labs.engine import parts
-from labs.engine.ports import free_ports
 from services.api.app import ApiConfig, create_app
 from services.api.ratelimit import (
     LimiterUnavailable,
@@ -27,40 +23,6 @@ from services.api.ratelimit import (
 )
 
 HOUR = 1 / 3600  # a rate so low that no token comes back during a test
-
-
-class RedisServer:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_ports(1)[0]
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            parts.redis_argv(self.port, workdir),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not asyncio.run(parts.redis_ping(self.port)):
-            assert self.process.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not answer PING"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def private_redis(tmp_path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
