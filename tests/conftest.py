@@ -26,3 +26,25 @@ def run_lab_cli(
     return subprocess.run(
         [*LAB, *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=timeout
     )
+
+
+@pytest.fixture
+def exercise_env(lab_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """`lab_env` with a private exercises folder."""
+    return {**lab_env, "LAB_EXERCISES_DIR": str(tmp_path / "exercises")}
+
+
+def grade_with(
+    env: dict[str, str], tmp_path: Path, lab: str, replacements: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`lab exercise LAB`, edit its settings file (each old text must be there), `lab grade`."""
+    assert run_lab_cli("exercise", lab, env=env).returncode == 0
+    path = Path(env["LAB_EXERCISES_DIR"]) / lab / "settings.toml"
+    text = path.read_text()
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} not in {path}"
+        text = text.replace(old, new)
+    path.write_text(text)
+    return run_lab_cli(
+        "grade", lab, "--results-dir", str(tmp_path / "results"), env=env, timeout=240
+    )

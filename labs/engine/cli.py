@@ -200,8 +200,9 @@ def print_checks(outcome: RunOutcome) -> None:
 def cmd_list(_args: argparse.Namespace) -> int:
     for lab in all_labs():
         variants = ", ".join(v.name for v in lab.variants)
+        extra = "; `lab exercise` to fix it yourself" if lab.exercise else ""
         out.print(
-            f"[bold]{lab.name:<16}[/] {lab.question}  [dim]({variants})[/]",
+            f"[bold]{lab.name:<16}[/] {lab.question}  [dim]({variants}{extra})[/]",
             highlight=False,
             soft_wrap=True,
         )

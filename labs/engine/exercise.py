@@ -153,7 +153,11 @@ def grade(lab: Lab, options: RunOptions, path: Path | None = None) -> Grade:
     check_nginx_config(lab, edited)
     before = replace(lab.variant(exercise.broken), name="before")
     graded = replace(
-        lab, name=f"{lab.name}-grade", variants=(before, edited), checks=(), parallel_variants=True
+        lab,
+        name=f"{lab.name}-grade",
+        variants=(before, edited),
+        checks=(),
+        parallel_variants=exercise.grade_in_parallel,
     )
     outcome = run_lab(graded, replace(options, variants=()))
     measured_before = exercise.measure(outcome.results["before"])

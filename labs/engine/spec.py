@@ -228,6 +228,8 @@ class Exercise:
     """Each returns why an edit is not a fix (it removes the thing under test), or None."""
     hints: tuple[str, ...] = ()
     file_name: str = "settings.toml"
+    grade_in_parallel: bool = True
+    """Run "before" and "after" at once (as `Lab.parallel_variants`): only for light loads."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from labs.engine import edits
 from labs.engine.metrics import VariantResult
 from labs.engine.spec import (
     Check,
@@ -190,17 +191,10 @@ key_ttl_s = {args["idempotency-ttl"]}
 
 
 def apply_settings(base: Variant, data: Mapping[str, Any]) -> Variant:
-    client, server = data["client"], data["api"]
-    attempts, send_key = client["attempts"], client["idempotency_key"]
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 20:
-        raise ValueError("client.attempts must be a whole number from 1 to 20")
-    if not isinstance(send_key, bool):
-        raise ValueError("client.idempotency_key must be true or false")
-    store, ttl = server["idempotency"], server["key_ttl_s"]
-    if store not in ("off", "local", "redis"):
-        raise ValueError('api.idempotency must be "off", "local" or "redis"')
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl <= 7 * 86400:
-        raise ValueError("api.key_ttl_s must be a number of seconds, > 0 and <= 604800")
+    attempts = edits.whole(data, "client.attempts", 1, 20)
+    send_key = edits.boolean(data, "client.idempotency_key")
+    store = edits.choice(data, "api.idempotency", ("off", "local", "redis"))
+    ttl = edits.number(data, "api.key_ttl_s", 0, 7 * 86400, "seconds")
     return replace(base, services=api(store, ttl), load=load(attempts, send_key))
 
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from labs.engine import edits
 from labs.engine.checks import nginx_errors_at_least, status_absent, status_at_least
 from labs.engine.metrics import VariantResult
 from labs.engine.nginx import UPSTREAM_RESET_KINDS, parse_time
@@ -87,19 +88,12 @@ keepalive_timeout = "{upstream.keepalive_timeout}"
 
 
 def apply_settings(base: Variant, data: Mapping[str, Any]) -> Variant:
-    api_timeout = data["api"]["keepalive_timeout_s"]
-    upstream = data["nginx"]["upstream"]
-    if isinstance(api_timeout, bool) or not isinstance(api_timeout, int | float):
-        raise ValueError("api.keepalive_timeout_s must be a number of seconds")
-    if not 0 < api_timeout <= 86400:
-        raise ValueError("api.keepalive_timeout_s must be > 0 and <= 86400")
-    pool = upstream["keepalive"]
-    if isinstance(pool, bool) or not isinstance(pool, int) or not 0 <= pool <= 1024:
-        raise ValueError("nginx.upstream.keepalive must be a whole number from 0 to 1024")
-    timeout = str(upstream["keepalive_timeout"])  # nginx itself judges the syntax
+    api_timeout = edits.number(data, "api.keepalive_timeout_s", 0, 86400, "seconds")
+    pool = edits.whole(data, "nginx.upstream.keepalive", 0, 1024)
+    timeout = str(edits.table(data, "nginx.upstream")["keepalive_timeout"])  # nginx judges it
     return replace(
         base,
-        services=api(float(api_timeout)),
+        services=api(api_timeout),
         nginx=replace(
             base.nginx,
             upstream=replace(base.nginx.upstream, keepalive=pool, keepalive_timeout=timeout),

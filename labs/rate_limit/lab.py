@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from labs.engine import edits
 from labs.engine.metrics import VariantResult
 from labs.engine.spec import (
     Check,
+    Exercise,
     FaultStep,
     Lab,
     LoadSpec,
@@ -41,6 +44,8 @@ NOISY_RPS = 150
 QUIET_RPS = 8
 DURATION_S = 12
 REDIS_STOP_AT_S = 6
+HOLD_TOLERANCE = 0.15
+"""A limit holds when the noisy tenant gets LIMIT_RPS within this share."""
 
 LOAD = LoadSpec(
     locustfile="tenants.py",
@@ -74,10 +79,18 @@ def nginx_limited(limit_req: str) -> NginxSpec:
     )
 
 
-def api(**args: object) -> tuple[ServiceSpec, ...]:
-    limit = {"ratelimit-rate": LIMIT_RPS, "ratelimit-burst": APP_BURST} if args else {}
-    depends = {"redis-url": "redis"} if args.get("ratelimit") == "redis" else {}
-    return (ServiceSpec("api", replicas=REPLICAS, args={**args, **limit}, depends_on=depends),)
+def api(
+    limiter: str = "off", rate: float = LIMIT_RPS, burst: int = APP_BURST
+) -> tuple[ServiceSpec, ...]:
+    """The api replicas with a limiter: "off", "local" (per replica) or "redis" (shared,
+    failing open when Redis is unreachable)."""
+    args: dict[str, object] = {}
+    if limiter != "off":
+        args = {"ratelimit": limiter, "ratelimit-rate": rate, "ratelimit-burst": burst}
+    if limiter == "redis":
+        args["ratelimit-on-error"] = "open"
+    depends = {"redis-url": "redis"} if limiter == "redis" else {}
+    return (ServiceSpec("api", replicas=REPLICAS, args=args, depends_on=depends),)
 
 
 NONE = Variant(
@@ -103,13 +116,13 @@ PER_INSTANCE = replace(
     NONE,
     name="per-instance",
     summary=f"token bucket {LIMIT_RPS}/s in each of {REPLICAS} replicas behind round robin",
-    services=api(ratelimit="local"),
+    services=api("local"),
 )
 REDIS = replace(
     NONE,
     name="redis",
     summary=f"GCRA {LIMIT_RPS}/s shared on Redis (one Lua script, atomic)",
-    services=api(ratelimit="redis", **{"ratelimit-on-error": "open"}),
+    services=api("redis"),
     parts=("redis",),
 )
 REDIS_DOWN = replace(
@@ -150,7 +163,7 @@ def at_least_times_limit(variant: str, factor: float) -> Check:
     return Check(f"{variant}_lets_through_{factor:g}x_the_limit", evaluate, (variant,))
 
 
-def holds_the_limit(variant: str, tolerance: float = 0.15) -> Check:
+def holds_the_limit(variant: str, tolerance: float = HOLD_TOLERANCE) -> Check:
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results[variant]
         ratio = _noisy(r)["accepted_rps"] / LIMIT_RPS
@@ -235,6 +248,84 @@ def accepted_per_second(r: VariantResult) -> Series:
     return out
 
 
+# --- exercise --------------------------------------------------------------------------------
+
+LIMITERS = ("off", "local", "redis")
+
+
+def settings(variant: Variant) -> str:
+    """The exercise's editable file: where the api's limiter keeps its counters."""
+    args = variant.services[0].args
+    return f"""\
+# rate-limit exercise. Every tenant is promised {LIMIT_RPS} requests/s, yet the noisy
+# tenant gets far more than that through. The api runs as {REPLICAS} replicas behind
+# nginx's round robin, and each replica limits what it sees. Change the values below,
+# then run `lab grade rate-limit`.
+
+[api.ratelimit]
+# Where the limiter keeps its counters: "off" (no limit), "local" (each replica's own
+# memory) or "redis" (one Redis shared by all {REPLICAS} replicas).
+store = "{args.get("ratelimit", "off")}"
+# The tenants' contract: requests per second, and how many may come at once.
+rate_per_s = {args.get("ratelimit-rate", LIMIT_RPS)}
+burst = {args.get("ratelimit-burst", APP_BURST)}
+"""
+
+
+def apply_settings(base: Variant, data: Mapping[str, Any]) -> Variant:
+    store = edits.choice(data, "api.ratelimit.store", LIMITERS)
+    rate = edits.number(data, "api.ratelimit.rate_per_s", 0, 10_000, "requests per second")
+    burst = edits.whole(data, "api.ratelimit.burst", 1, 1000)
+    parts = ("redis",) if store == "redis" else ()
+    return replace(base, services=api(store, rate, burst), parts=parts)
+
+
+def contract_changed(variant: Variant) -> str | None:
+    rate = float(variant.services[0].args.get("ratelimit-rate", LIMIT_RPS))  # type: ignore[arg-type]
+    if rate != LIMIT_RPS:
+        return (
+            f"rate_per_s = {rate:g} changes the tenants' contract of {LIMIT_RPS}/s. Dividing "
+            f"the limit by the {REPLICAS} replicas holds only while round robin splits every "
+            "tenant evenly and the replica count never changes. Keep the rate; make the "
+            "replicas count together."
+        )
+    return None
+
+
+def noisy_vs_limit(result: VariantResult) -> str:
+    return f"{_accepted(result)}; quiet {_quiet(result)['success_pct']:.1f} % accepted"
+
+
+EXERCISE = Exercise(
+    task=(
+        f"Every tenant is promised {LIMIT_RPS} requests/s, and each api replica enforces "
+        f"it, yet a noisy tenant gets about {REPLICAS} times that through nginx. Look at "
+        "where each replica keeps the count of what a tenant has used."
+    ),
+    broken="per-instance",
+    fixed="redis",
+    settings=settings,
+    apply=apply_settings,
+    measure=noisy_vs_limit,
+    holds=lambda r: (
+        abs(_noisy(r)["accepted_rps"] / LIMIT_RPS - 1) <= HOLD_TOLERANCE
+        and _quiet(r)["success_pct"] >= 99.0
+    ),
+    expected=f"noisy within {1 - HOLD_TOLERANCE:g}-{1 + HOLD_TOLERANCE:g} x the limit, "
+    "quiet >= 99 % accepted",
+    advice=f"each of the {REPLICAS} replicas admits {LIMIT_RPS}/s on its own; the limit "
+    "must be counted in one place that every replica sees",
+    guards=(contract_changed,),
+    hints=(
+        f"Round robin sends each replica a third of the noisy tenant's requests, and each "
+        f"replica lets {LIMIT_RPS}/s through. How many does the tenant get in all?",
+        "A limit behind a load balancer must be counted where every replica sees the same "
+        "count. Which of the stores is shared?",
+        'Set store = "redis": every replica runs the same GCRA check, atomically, on one '
+        "key per tenant in the shared Redis.",
+    ),
+)
+
 LAB = Lab(
     name="rate-limit",
     title="Rate limiting: nginx, the application, and a shared limit across replicas",
@@ -261,4 +352,5 @@ LAB = Lab(
     derive=derive(LIMIT_RPS),
     plots=(Plot("Accepted requests per second, by tenant", "accepted/s", accepted_per_second),),
     demo=False,
+    exercise=EXERCISE,
 )

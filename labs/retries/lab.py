@@ -19,11 +19,14 @@ import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from labs.engine import edits
 from labs.engine.metrics import Request, VariantResult, is_success
 from labs.engine.spec import (
     Check,
     DeriveContext,
+    Exercise,
     FaultStep,
     Lab,
     LoadSpec,
@@ -33,6 +36,7 @@ from labs.engine.spec import (
     Upstream,
     Variant,
 )
+from services.gateway.retry import STRATEGIES
 
 PATH = "/work"
 BUCKET_S = 0.1
@@ -478,6 +482,109 @@ def client_series(result: VariantResult) -> Mapping[str, tuple[list[float], list
     return {"succeeded": (xs, ok), "failed": (xs, failed)}
 
 
+# --- exercise --------------------------------------------------------------------------------
+
+FIX_MAX_FAILED_AFTER = 10
+FIX_MIN_SUCCESS = 0.99
+
+
+def settings(variant: Variant) -> str:
+    """The exercise's editable file: the gateway's retry policy."""
+    args = variant.services[-1].args
+    budget = args.get("budget") == "on"
+    return f"""\
+# retries exercise. The api stalls, crashes for {OUTAGE_S:g} s and comes back cold (it can
+# take {COLD_CAPACITY} requests at once). Users keep seeing failures after it is back. The
+# gateway retries its calls to the api with the policy below. Change the values, then
+# run `lab grade retries`.
+
+[gateway.retry]
+# One of: {", ".join(STRATEGIES)}.
+# exponential waits min(cap_s, base_s * 2^n); full-jitter waits uniform(0, that);
+# decorrelated-jitter waits min(cap_s, uniform(base_s, 3 * previous wait)).
+strategy = "{args["retry-strategy"]}"
+# Attempts per call, the first included (1 = never retry).
+max_attempts = {args["retry-max-attempts"]}
+base_s = {args["retry-base"]}
+cap_s = {args["retry-cap"]}
+# The whole call, retries included, gives up after this long.
+deadline_s = {args["retry-deadline"]}
+
+[gateway.retry_budget]
+# Retries allowed as a share of the requests of the last 10 s (false = no budget).
+enabled = {"true" if budget else "false"}
+ratio = {args.get("budget-ratio", 0.1)}
+"""
+
+
+def apply_settings(base: Variant, data: Mapping[str, Any]) -> Variant:
+    retry = {
+        "retry-max-attempts": edits.whole(data, "gateway.retry.max_attempts", 1, 100),
+        "retry-base": edits.number(data, "gateway.retry.base_s", 0, 60, "seconds"),
+        "retry-cap": edits.number(data, "gateway.retry.cap_s", 0, 60, "seconds"),
+        "retry-deadline": edits.number(data, "gateway.retry.deadline_s", 0, 60, "seconds"),
+    }
+    strategy = edits.choice(data, "gateway.retry.strategy", STRATEGIES)
+    if edits.boolean(data, "gateway.retry_budget.enabled"):
+        ratio = edits.number(data, "gateway.retry_budget.ratio", 0, 10, "retries per request")
+        retry.update({"budget": "on", "budget-ratio": ratio, "budget-min-per-s": 1})
+    return replace(base, services=(API, gateway(strategy, **retry)))
+
+
+def retries_removed(variant: Variant) -> str | None:
+    args = variant.services[-1].args
+    if args["retry-strategy"] == "none" or args["retry-max-attempts"] == 1:
+        return (
+            "turning the gateway's retries off removes the storm and the waves, and every "
+            f"request that meets the {OUTAGE_S:g} s outage, or a single dropped connection, "
+            "fails. Keep the retries; change when they happen."
+        )
+    return None
+
+
+def after_the_outage(result: VariantResult) -> str:
+    e = result.extra
+    return (
+        f"{e.get('failed_after_outage', '?')} requests failed after the api was back "
+        f"(client success rate {float(e.get('success_rate', 0)):.1%}, largest 100 ms wave of "  # type: ignore[arg-type]
+        f"api attempts {e.get('max_bucket_after_outage', '?')} vs {COLD_CAPACITY} it can take)"
+    )
+
+
+def holds(result: VariantResult) -> bool:
+    failed_after = float(result.extra.get("failed_after_outage", 1e9))  # type: ignore[arg-type]
+    success = float(result.extra.get("success_rate", 0))  # type: ignore[arg-type]
+    return failed_after <= FIX_MAX_FAILED_AFTER and success >= FIX_MIN_SUCCESS
+
+
+EXERCISE = Exercise(
+    task=(
+        f"The api crashes for {OUTAGE_S:g} s and comes back, and users keep seeing failures "
+        "after it is back: the gateway's retries arrive together and knock the cold api "
+        "over again. Look at when the gateway's retries happen."
+    ),
+    broken="exponential",
+    fixed="full-jitter",
+    settings=settings,
+    apply=apply_settings,
+    measure=after_the_outage,
+    holds=holds,
+    expected=f"<= {FIX_MAX_FAILED_AFTER} requests failed after the api was back and a client "
+    f"success rate >= {FIX_MIN_SUCCESS:.0%}",
+    advice="every client that failed at the same instant waits the same backoff, so the "
+    "retries come back as one wave",
+    guards=(retries_removed,),
+    hints=(
+        "Plot the api's attempts per 100 ms (report.html): after the outage they come in "
+        "spikes, not a steady stream. Why would hundreds of clients retry at the same moment?",
+        "Exponential backoff gives every client that failed together the same sequence of "
+        "waits. What would make each client's wait different?",
+        'Set strategy = "full-jitter": each wait is uniform(0, min(cap, base * 2^n)), which '
+        "spreads the same retries over the whole window.",
+    ),
+    grade_in_parallel=False,  # 150 users each: one at a time on 2 cores
+)
+
 LAB = Lab(
     name="retries",
     title="Retries: backoff, jitter, retry storms and retry budgets",
@@ -500,4 +607,5 @@ LAB = Lab(
         Plot("api attempts per 100 ms", "per 100 ms", arrivals_series, kind="step"),
         Plot("client requests per second", "requests / s", client_series, kind="line"),
     ),
+    exercise=EXERCISE,
 )

@@ -1,0 +1,67 @@
+"""The rate-limit exercise: bad edits, the guard, and grading for real (-m lab)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labs.engine import exercise
+from labs.engine.catalog import get_lab
+from labs.engine.errors import LabError
+from tests.conftest import grade_with
+
+LAB = "rate-limit"
+FIX = {'store = "local"': 'store = "redis"'}
+
+
+def test_solution_moves_the_counters_to_redis():
+    diff = exercise.solution_diff(get_lab(LAB))
+    assert '-store = "local"' in diff and '+store = "redis"' in diff
+    assert "rate_per_s" not in "".join(line for line in diff.splitlines() if line[:1] in "+-")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[api.ratelimit]\nstore = "memcached"\nrate_per_s = 10\nburst = 10\n',
+         'must be one of "off", "local", "redis"'),
+        ('[api.ratelimit]\nstore = "redis"\nrate_per_s = 0\nburst = 10\n', "> 0"),
+        ('[api.ratelimit]\nstore = "redis"\nrate_per_s = 10\nburst = 2.5\n', "whole number"),
+        ('[api.ratelimit]\nstore = "redis"\nburst = 10\n', "rate_per_s is missing"),
+        ('[api]\nstore = "redis"\n', r"\[api.ratelimit\] is missing"),
+    ],
+)  # fmt: skip
+def test_bad_edits_are_one_line_errors(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(LabError, match=message):
+        exercise.load_edit(get_lab(LAB), path)
+
+
+def test_a_shared_store_runs_redis_and_a_local_one_does_not(tmp_path: Path):
+    lab = get_lab(LAB)
+    path = tmp_path / "edit.toml"
+    path.write_text('[api.ratelimit]\nstore = "redis"\nrate_per_s = 10\nburst = 5\n')
+    edited = exercise.load_edit(lab, path)
+    assert edited.parts == ("redis",)
+    assert edited.services[0].depends_on == {"redis-url": "redis"}
+    assert edited.services[0].args["ratelimit-burst"] == 5
+
+
+def test_dividing_the_rate_by_the_replicas_is_not_a_fix(exercise_env, tmp_path):
+    result = grade_with(exercise_env, tmp_path, LAB, {"rate_per_s = 10": "rate_per_s = 3.3"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "not a fix" in result.stdout and "changes the tenants' contract" in result.stdout
+
+
+@pytest.mark.lab
+def test_grade_passes_a_shared_store_and_fails_no_limit(exercise_env, tmp_path):
+    fixed = grade_with(exercise_env, tmp_path, LAB, FIX)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "the fix holds" in fixed.stdout and "before your change: noisy accepted" in fixed.stdout
+
+    # `lab exercise` keeps the edit: turn the limiter off instead
+    off = grade_with(exercise_env, tmp_path, LAB, {'store = "redis"': 'store = "off"'})
+    assert off.returncode == 1, off.stdout + off.stderr
+    assert "after your change: still" in off.stdout and "x the 10/s limit" in off.stdout

@@ -1,0 +1,75 @@
+"""The retries exercise: bad edits, the guard, and grading for real (-m lab)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labs.engine import exercise
+from labs.engine.catalog import get_lab
+from labs.engine.errors import LabError
+from tests.conftest import grade_with
+
+LAB = "retries"
+GOOD = (
+    '[gateway.retry]\nstrategy = "full-jitter"\nmax_attempts = 20\nbase_s = 2.0\ncap_s = 4.0\n'
+    "deadline_s = 10.0\n[gateway.retry_budget]\nenabled = false\nratio = 0.1\n"
+)
+
+
+def test_solution_adds_jitter_and_nothing_else():
+    diff = exercise.solution_diff(get_lab(LAB))
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in "+++---"]
+    assert changed == ['-strategy = "exponential"', '+strategy = "full-jitter"']
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ('"full-jitter"', '"jittery"', "gateway.retry.strategy must be one of"),
+        ("max_attempts = 20", "max_attempts = 0", "from 1 to 100"),
+        ("deadline_s = 10.0", 'deadline_s = "10s"', "deadline_s must be a number of seconds"),
+        ("enabled = false", "enabled = 1", "true or false"),
+        ("[gateway.retry_budget]\n", "", r"\[gateway.retry_budget\] is missing"),
+    ],
+)
+def test_bad_edits_are_one_line_errors(tmp_path: Path, old: str, new: str, message: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD.replace(old, new))
+    with pytest.raises(LabError, match=message):
+        exercise.load_edit(get_lab(LAB), path)
+
+
+def test_a_budget_is_passed_to_the_gateway(tmp_path: Path):
+    path = tmp_path / "edit.toml"
+    path.write_text(GOOD.replace("enabled = false", "enabled = true").replace("0.1", "0.2"))
+    args = exercise.load_edit(get_lab(LAB), path).services[-1].args
+    assert (args["budget"], args["budget-ratio"], args["retry-strategy"]) == (
+        "on", 0.2, "full-jitter"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("old, new", [("max_attempts = 20", "max_attempts = 1"),
+                                      ('"exponential"', '"none"')])  # fmt: skip
+def test_turning_retries_off_is_not_a_fix(exercise_env, tmp_path, old, new):
+    result = grade_with(exercise_env, tmp_path, LAB, {old: new})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "not a fix" in result.stdout and "retries off" in result.stdout
+
+
+@pytest.mark.lab
+def test_grade_passes_full_jitter_and_fails_exponential(exercise_env, tmp_path):
+    fixed = grade_with(exercise_env, tmp_path, LAB, {'"exponential"': '"full-jitter"'})
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "the fix holds" in fixed.stdout and "failed after the api was back" in fixed.stdout
+
+    # `lab exercise` keeps the edit: go back to synchronized backoff, only shorter
+    broken = grade_with(
+        exercise_env,
+        tmp_path,
+        LAB,
+        {'"full-jitter"': '"exponential"', "base_s = 2.0": "base_s = 1.0"},
+    )
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "after your change: still" in broken.stdout
