@@ -8,19 +8,29 @@ import socket
 from labs.engine.errors import LabError
 
 HOST = "127.0.0.1"
+_handed_out: set[int] = set()
+"""Ports this process has already chosen. A chosen port is free again until its
+service binds it, so the kernel may offer it to the next caller: two variants that
+start at once (`parallel_variants`) would then share a port."""
 
 
 def free_ports(count: int) -> list[int]:
-    """Ask the kernel for `count` distinct free ports (all held open until all are chosen)."""
-    sockets = []
+    """Ask the kernel for `count` distinct free ports (all held open until all are
+    chosen), never one this process has handed out before."""
+    held: list[socket.socket] = []
+    chosen: list[int] = []
     try:
-        for _ in range(count):
+        while len(chosen) < count:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)  # held open: the kernel offers another port next time
             sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
+            port = sock.getsockname()[1]
+            if port not in _handed_out:
+                chosen.append(port)
+        _handed_out.update(chosen)
+        return chosen
     finally:
-        for sock in sockets:
+        for sock in held:
             sock.close()
 
 

@@ -189,12 +189,15 @@ def fault_windows(result: VariantResult) -> list[tuple[float, float]]:
     """(start, end) seconds of each fault: from a fault event to the next event on the
     same service and replica, or to the end of the run. A settings event whose values
     are all zero clears the fault (no window); one that only sets `outage_s` ends on
-    its own; a stopped or killed process stays down."""
+    its own; a stopped or killed process stays down until a "start" event, which ends
+    its window and opens none."""
     faults = [e for e in result.events if e.get("what") == "fault"]
     windows = []
     for index, event in enumerate(faults):
         settings = _mapping(event.get("settings"))
         if event.get("action", "settings") == "settings" and not any(settings.values()):
+            continue
+        if event.get("action") == "start":
             continue
         start = _number(event.get("t_s"))
         target = (event.get("service"), event.get("replica"))

@@ -1,7 +1,8 @@
 """The api under test: a tiny work endpoint with a fault switch.
 
-Public routes (nginx proxies these): GET/POST /work, GET /healthz, GET /readyz, and
-with `--orders redis` the orders resource (services.api.orders).
+Public routes (nginx proxies these): GET/POST /work, GET /healthz, GET /readyz (503
+while the process drains on its way out: services.common.shutdown), and with
+`--orders redis` the orders resource (services.api.orders).
 Admin routes (nginx never exposes them): /admin/faults, /admin/stats, /metrics (Prometheus).
 """
 
@@ -17,7 +18,7 @@ from aiohttp import web
 from services.api import orders, ratelimit
 from services.api.arrivals import Arrivals
 from services.api.faults import FaultError, Faults
-from services.common import metrics
+from services.common import metrics, shutdown
 from services.common.problem import problem, problem_errors
 
 MAX_BODY_BYTES = 64 * 1024
@@ -121,7 +122,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    return web.json_response({"ready": True, "replica": request.app[STATE].config.replica_id})
+    """Liveness (/healthz) says "do not restart me"; readiness says "send me new work".
+    A draining process is alive and not ready."""
+    replica = request.app[STATE].config.replica_id
+    if shutdown.draining(request.app):
+        return web.json_response({"ready": False, "replica": replica, "draining": True}, status=503)
+    return web.json_response({"ready": True, "replica": replica})
 
 
 async def get_faults(request: web.Request) -> web.Response:

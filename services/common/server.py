@@ -1,14 +1,19 @@
 """What every service's command line shares: where it listens, how long an idle
 keep-alive connection stays open (always explicit: aiohttp's defaults differ
-between run_app and AppRunner), how long it drains on stop, and serving until
-SIGTERM with one-line errors instead of tracebacks."""
+between run_app and AppRunner), how long it drains on stop and how
+(services.common.shutdown), and serving until SIGTERM with one-line errors
+instead of tracebacks."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 
 from aiohttp import web
+
+from services.common import shutdown
 
 
 def add_server_arguments(
@@ -24,6 +29,7 @@ def add_server_arguments(
         help="seconds an idle keep-alive connection stays open (default 75)",
     )
     parser.add_argument("--shutdown-timeout", type=float, default=5.0, help="drain time on stop")
+    shutdown.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=None, help=seed_help)
 
 
@@ -32,6 +38,8 @@ def server_argument_error(args: argparse.Namespace) -> str | None:
         return f"--port must be 1-65535, got {args.port}"
     if args.keepalive_timeout <= 0:
         return "--keepalive-timeout must be > 0"
+    if args.shutdown_mode == "drain" and args.shutdown_timeout <= 0:
+        return "--shutdown-mode drain needs --shutdown-timeout > 0"
     return None
 
 
@@ -41,8 +49,18 @@ def fail(service: str, message: str) -> int:
 
 
 def serve(service: str, app: web.Application, args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM (aiohttp drains in-flight requests); exit status."""
+    """Serve until SIGINT/SIGTERM, stopping as --shutdown-mode says; exit status."""
+
+    def announce() -> None:
+        url = f"http://{args.host}:{args.port}"
+        print(f"{service} {args.replica_id} listening on {url}", flush=True)
+
     try:
+        if args.shutdown_mode == "drain":
+            asyncio.run(shutdown.serve_draining(app, args, announce))
+            return 0
+        if args.shutdown_mode == "immediate":
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a service with no handler at all
         web.run_app(
             app,
             host=args.host,
@@ -50,10 +68,8 @@ def serve(service: str, app: web.Application, args: argparse.Namespace) -> int:
             keepalive_timeout=args.keepalive_timeout,
             shutdown_timeout=args.shutdown_timeout,
             access_log=None,
-            print=lambda _: print(
-                f"{service} {args.replica_id} listening on http://{args.host}:{args.port}",
-                flush=True,
-            ),
+            handle_signals=args.shutdown_mode == "default",
+            print=lambda _: announce(),
         )
     except OSError as exc:
         return fail(service, f"cannot listen on {args.host}:{args.port}: {exc.strerror}")

@@ -1,0 +1,53 @@
+"""The graceful-shutdown lab, end to end: real nginx, 3 api replicas restarted one after
+another under load, Redis, Locust (pytest -m lab)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_lab_cli
+
+pytestmark = pytest.mark.lab
+
+CHECKS = {
+    "hard_kill_shows_client_errors",
+    "sigterm_naive_shows_client_errors",
+    "graceful_no_client_errors_no_lost_posts",
+}
+
+
+def test_graceful_shutdown_check_errors_without_a_drain_and_none_with_one(lab_env, tmp_path: Path):
+    result = run_lab_cli(
+        "check", "graceful-shutdown", "--json", "--results-dir", str(tmp_path),
+        env=lab_env, timeout=180,
+    )  # fmt: skip
+    assert result.stdout.count("\n") == 1, "exactly one JSON document"
+    document = json.loads(result.stdout)
+    failed = [c for c in document["checks"] if not c["passed"]]
+    assert result.returncode == 0 and document["passed"], failed
+    assert {c["name"] for c in document["checks"]} == CHECKS
+
+    variants = document["variants"]
+    assert set(variants) == {"hard-kill", "sigterm-naive", "aiohttp-default", "graceful"}
+    for name, variant in variants.items():
+        extra = variant["extra"]
+        assert extra["restarts"] == 6 and extra["replicas_restarted"] == 3, name
+        assert extra["mismatches"] == 0 and extra["duplicates"] == 0, name
+        # a restarted replica refuses connections while it is down: nginx moved on
+        assert variant["nginx_errors"].get("connection_refused", 0) > 0, name
+    for name in ("hard-kill", "sigterm-naive"):
+        extra = variants[name]["extra"]
+        assert extra["failed_posts"] >= 10, "POSTs die in flight"
+        assert extra["failed_gets"] == 0, "nginx retried every GET on another replica"
+        assert extra["lost_posts"] >= 1, "a killed request never stored its order"
+    graceful = variants["graceful"]["extra"]
+    assert graceful["drain_closing_responses"] > 0, "drains answered with Connection: close"
+    assert graceful["drain_connections_left"] == 0 and graceful["drain_max_s"] < 4
+
+    run_dir = Path(document["results_dir"])
+    for name in ("intents.csv", "orders.json", "requests.csv", "nginx/error.log"):
+        assert (run_dir / "graceful" / name).is_file(), name
+    assert "drained in" in (run_dir / "graceful/logs/api-1.log").read_text()

@@ -1,0 +1,91 @@
+"""The graceful-shutdown exercise: settings, bad edits and guards (fast), grading (-m lab)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labs.engine import exercise
+from labs.engine.catalog import get_lab
+from labs.engine.errors import LabError
+from tests.conftest import grade_with
+
+LAB = "graceful-shutdown"
+DRAIN = {'shutdown_mode = "immediate"': 'shutdown_mode = "drain"'}
+VALID = """\
+[api]
+shutdown_mode = "drain"
+shutdown_timeout_s = 4.0
+[nginx.upstream]
+keepalive = 32
+keepalive_timeout = "2s"
+[nginx.proxy]
+next_upstream = "error timeout"
+[rollout]
+rounds = 2
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
+    (tmp_path / "exercises").mkdir()
+    return tmp_path / "exercises"
+
+
+def test_settings_round_trip_keeps_the_whole_variant_the_rollout_included(workdir):
+    lab = get_lab(LAB)
+    for name in ("sigterm-naive", "graceful"):
+        path = workdir / f"{name}.toml"
+        path.write_text(lab.exercise.settings(lab.variant(name)))
+        edited = exercise.load_edit(lab, path)
+        original = lab.variant(name)
+        assert (edited.nginx, edited.services, edited.faults, edited.load) == (
+            original.nginx, original.services, original.faults, original.load,
+        )  # fmt: skip
+
+
+def test_solution_drains_and_changes_nothing_else():
+    diff = exercise.solution_diff(get_lab(LAB))
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in "+++---"]
+    assert changed == ['-shutdown_mode = "immediate"', '+shutdown_mode = "drain"']
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [('"drain"', '"graceful"', 'must be "immediate", "default" or "drain"'),
+     ("shutdown_timeout_s = 4.0", "shutdown_timeout_s = 0", "shutdown_timeout_s"),
+     ("shutdown_timeout_s = 4.0", 'shutdown_timeout_s = "4s"', "shutdown_timeout_s"),
+     ("keepalive = 32", "keepalive = -1", "from 0 to 1024"),
+     ("rounds = 2", "rounds = 3", "from 0 to 2"),
+     ("[rollout]\nrounds = 2\n", "", "rollout")],
+)  # fmt: skip
+def test_bad_edits_are_one_line_errors(workdir, old, new, message):
+    path = workdir / "bad.toml"
+    assert old in VALID
+    path.write_text(VALID.replace(old, new))
+    with pytest.raises(LabError, match=message):
+        exercise.load_edit(get_lab(LAB), path)
+
+
+@pytest.mark.parametrize(
+    "replacements, reason",
+    [({**DRAIN, "rounds = 2": "rounds = 0"}, "Keep the rollout"),
+     ({"rounds = 2": "rounds = 1"}, "fewer chances to lose a request"),
+     ({'next_upstream = "error timeout"': 'next_upstream = "error timeout non_idempotent"'},
+      "re-send a POST"),
+     ({**DRAIN, "keepalive = 32": "keepalive = 0"}, "turns nginx's connection pool off")],
+)  # fmt: skip
+def test_cheats_are_not_a_fix(exercise_env, tmp_path, replacements, reason):
+    result = grade_with(exercise_env, tmp_path, LAB, replacements)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "not a fix" in result.stdout and reason in result.stdout
+
+
+@pytest.mark.lab
+def test_grade_holds_with_a_drain_and_shows_the_naive_stop_failing(exercise_env, tmp_path):
+    result = grade_with(exercise_env, tmp_path, LAB, DRAIN)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the fix holds" in result.stdout and "after: 0 of" in result.stdout
+    assert "before your change: 0 of" not in result.stdout, "the naive stop loses requests"
