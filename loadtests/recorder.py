@@ -1,9 +1,11 @@
-"""Record every request Locust makes (time, name, status, latency) to a CSV file.
+"""Record every request Locust makes (time, name, status, latency, replica) to a CSV file.
 
 Locust's own stats do not break successes down by status code, and its stats CSV
 is written by a 1 s poller that can miss the tail; the engine computes every
 number it reports from this file instead. Import it from a locustfile; it is
 inert unless LAB_EVENTS_FILE names the output file (so by-hand runs are unaffected).
+The replica is the response's X-Replica header (which api replica answered), empty
+when there was none: the load balancing lab counts each replica's share from it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import time
 from locust import events
 
 EVENTS_FILE_ENV = "LAB_EVENTS_FILE"
-_rows: list[tuple[float, str, int, float]] = []
+REPLICA_HEADER = "X-Replica"
+_rows: list[tuple[float, str, int, float, str]] = []
 
 
 @events.request.add_listener
@@ -24,7 +27,15 @@ def _record(name, response_time, response=None, exception=None, start_time=None,
     if exception is not None and not status:
         status = 0
     started = start_time if start_time is not None else time.time() - response_time / 1000
-    _rows.append((started, name, int(status), float(response_time)))
+    _rows.append((started, name, int(status), float(response_time), _replica(response)))
+
+
+def _replica(response) -> str:
+    """The answering replica's name; "" without a response or the header."""
+    try:
+        return response.headers.get(REPLICA_HEADER) or ""
+    except AttributeError:
+        return ""
 
 
 @events.quitting.add_listener
@@ -35,6 +46,6 @@ def _write(**_kw):
     tmp = f"{path}.tmp"
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["start_s", "name", "status", "response_ms"])
-        writer.writerows((f"{t:.6f}", n, s, f"{ms:.3f}") for t, n, s, ms in _rows)
+        writer.writerow(["start_s", "name", "status", "response_ms", "replica"])
+        writer.writerows((f"{t:.6f}", n, s, f"{ms:.3f}", r) for t, n, s, ms, r in _rows)
     os.replace(tmp, path)

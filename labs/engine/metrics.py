@@ -18,16 +18,30 @@ class Request:
     status: int
     """HTTP status, or 0 when no response came back (connection error)."""
     response_ms: float
+    replica: str = ""
+    """The replica that answered (its X-Replica header); "" when none said (no response,
+    nginx's own answer, or a file recorded before the column existed)."""
 
 
 def read_requests(path: Path) -> list[Request]:
+    """The recorder's CSV; the `replica` column is optional (older files lack it)."""
     with path.open(newline="") as handle:
         return [
             Request(
-                float(row["start_s"]), row["name"], int(row["status"]), float(row["response_ms"])
+                float(row["start_s"]),
+                row["name"],
+                int(row["status"]),
+                float(row["response_ms"]),
+                row.get("replica") or "",
             )
             for row in csv.DictReader(handle)
         ]
+
+
+def replica_counts(requests: Iterable[Request]) -> dict[str, int]:
+    """Requests answered per replica (X-Replica), by name; unnamed answers are left out."""
+    counts = Counter(r.replica for r in requests if r.replica)
+    return dict(sorted(counts.items()))
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -142,6 +156,9 @@ class VariantResult:
     extra: dict[str, object] = field(default_factory=dict)
     """The lab's own numbers (Lab.derive)."""
     artifacts: dict[str, str] = field(default_factory=dict)
+    replicas: dict[str, int] = field(default_factory=dict)
+    """Requests answered per replica, from each response's X-Replica header (empty when
+    the load did not record it)."""
     nginx_series: dict[str, list[float]] = field(default_factory=dict)
     """1 s buckets from nginx's logs: "t_s", "retried", "error.<kind>" (engine.logseries)."""
     scrapes: list[dict[str, object]] = field(default_factory=list)
@@ -202,6 +219,7 @@ def summarize(variant: str, requests: Sequence[Request]) -> VariantResult:
         max_ms=round(max(latencies), 3) if latencies else 0.0,
         rps=round(len(requests) / duration, 2) if duration else 0.0,
         series=time_series(requests),
+        replicas=replica_counts(requests),
         origin_s=min((r.start_s for r in requests), default=0.0),
         raw_requests=list(requests),
     )

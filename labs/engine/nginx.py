@@ -84,6 +84,9 @@ def render_config(
     upstream = {
         "name": "backend",
         "servers": servers,
+        # Server i gets weights[i]: a Variant has one per replica; a config rendered with
+        # fewer servers (nginx -t of every variant against one address) takes the first.
+        "weights": spec.upstream.weights[: len(servers)],
         "keepalive": spec.upstream.keepalive,
         "keepalive_timeout": spec.upstream.keepalive_timeout,
         "balance": spec.upstream.balance,
@@ -197,6 +200,56 @@ def parse_access_log(text: str) -> AccessSummary:
     return AccessSummary(
         requests, dict(sorted(status.items())), dict(sorted(attempts.items())), retried
     )
+
+
+@dataclass(frozen=True)
+class UpstreamTry:
+    addr: str
+    """host:port nginx tried."""
+    status: str
+    """What that try got: an HTTP status, or "502"/"504" for a connection that failed."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status.isdigit() and 200 <= int(self.status) < 400
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """One access-log line: a client request and every upstream try nginx made for it."""
+
+    start_s: float
+    """Epoch seconds the request arrived ($msec at the end minus $request_time)."""
+    status: int
+    uri: str
+    tries: tuple[UpstreamTry, ...]
+    replica: str
+    """X-Replica of the last try's response ("" when no replica answered)."""
+
+
+def access_entries(text: str) -> list[AccessEntry]:
+    """Every request in the access log with its upstream tries, in log order. Which
+    replica an address is shows in the entries a replica answered (`replica`)."""
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+            end, took = float(entry["t"]), float(entry["request_time"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+        addrs = [a.strip() for a in re.split(r"[,:] ", entry.get("upstream_addr", ""))]
+        codes = [c.strip() for c in re.split(r"[,:] ", entry.get("upstream_status", ""))]
+        tries = tuple(UpstreamTry(a, c) for a, c in zip(addrs, codes, strict=False) if a and c)
+        entries.append(
+            AccessEntry(
+                start_s=end - took,
+                status=int(entry["status"]),
+                uri=str(entry.get("uri", "")),
+                tries=tries,
+                replica=str(entry.get("upstream_replica", "")),
+            )
+        )
+    return entries
 
 
 _TIME_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

@@ -31,6 +31,9 @@ class Upstream:
     max_fails: int = 0
     """0 = never mark a server down (passive health checks off)."""
     fail_timeout: str = "10s"
+    weights: tuple[int, ...] = ()
+    """Each server's `weight=`, in replica order, one per replica (() = nginx's default
+    1 for every server): weighted balancing, e.g. a slow replica down-weighted."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,15 @@ class Variant:
     parts: tuple[str, ...] = ()
     """Infrastructure the engine runs before the services, by name (known: "redis").
     A service gets a part's URL like a service's: `depends_on={"redis-url": "redis"}`."""
+
+    def __post_init__(self) -> None:
+        weights = self.nginx.upstream.weights
+        backend = [s for s in self.services if s.name == self.nginx.backend]
+        if weights and backend and len(weights) != backend[0].replicas:
+            raise ValueError(
+                f"variant {self.name}: upstream weights {list(weights)} must give one weight "
+                f"per {self.nginx.backend} replica ({backend[0].replicas})"
+            )
 
 
 @dataclass(frozen=True)

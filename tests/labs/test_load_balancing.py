@@ -1,0 +1,58 @@
+"""The load balancing lab, end to end: real nginx, 4 api replicas (one slow, then
+killed, then started again), Locust (pytest -m lab)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_lab_cli
+
+pytestmark = pytest.mark.lab
+
+VARIANTS = ("round-robin", "least-conn", "p2c", "weighted", "hash")
+CHECKS = {
+    "least_conn_beats_round_robin_with_a_slow_replica",
+    "p2c_beats_round_robin_with_a_slow_replica",
+    "least_conn_starves_the_slow_replica",
+    *(f"{v.replace('-', '_')}_fails_over_a_dead_replica" for v in VARIANTS),
+    "hash_consistent_moves_only_the_dead_replicas_keys",
+}
+REPLICAS = ["api-1", "api-2", "api-3", "api-4"]
+
+
+def test_load_balancing_check_slow_dead_and_back(lab_env, tmp_path: Path):
+    result = run_lab_cli(
+        "check", "load-balancing", "--json", "--results-dir", str(tmp_path), env=lab_env,
+        timeout=180,
+    )  # fmt: skip
+    assert result.stdout.count("\n") == 1, "exactly one JSON document"
+    document = json.loads(result.stdout)
+    failed = [c for c in document["checks"] if not c["passed"]]
+    assert result.returncode == 0 and document["passed"], failed
+    assert {c["name"] for c in document["checks"]} == CHECKS
+
+    variants = document["variants"]
+    assert set(variants) == set(VARIANTS)
+    for name, variant in variants.items():
+        extra = variant["extra"]
+        assert [p["name"] for p in extra["phases"]] == ["healthy", "slow", "dead", "back"], name
+        assert extra["replicas"] == REPLICAS, name
+        # every answer names its replica, and the engine counted them
+        assert sum(variant["replicas"].values()) == variant["status"].get("200", 0), name
+        healthy, dead = extra["by_phase"]["healthy"], extra["by_phase"]["dead"]
+        assert dead["share"]["api-4"] == 0.0, name  # nobody answers for a dead replica
+        assert extra["back_after_s"] is not None, name  # and it came back
+        if name != "weighted":
+            assert all(0.15 <= share <= 0.35 for share in healthy["share"].values()), name
+    hashed = variants["hash"]["extra"]
+    assert hashed["keys_single_replica_pct"] == 100.0  # key affinity while all are up
+    assert hashed["keys_moved_not_of_dead"] == 0  # only the dead replica's keys moved
+
+    run_dir = Path(document["results_dir"])
+    for name in ("requests.csv", "nginx/access.log", "nginx/nginx.conf"):
+        assert (run_dir / "round-robin" / name).is_file(), name
+    assert "weight=1 " in (run_dir / "weighted" / "nginx" / "nginx.conf").read_text()
+    assert len(list((run_dir / "plots").glob("*.png"))) >= 3

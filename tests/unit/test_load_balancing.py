@@ -1,0 +1,236 @@
+"""Per-replica accounting (recorder -> requests.csv -> metrics), nginx's access log
+with upstream tries, weighted upstreams, and the load balancing lab's arithmetic."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from labs.engine import nginx
+from labs.engine.metrics import Request, read_requests, replica_counts, summarize
+from labs.engine.spec import NginxSpec, Upstream
+from labs.load_balancing import lab as lb
+from labs.load_balancing.measure import (
+    Phase,
+    dead_replica_numbers,
+    key_numbers,
+    modulo_moved,
+    phase_numbers,
+    phases,
+    replica_names,
+    replica_of_addr,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ORIGIN = 1000.0
+
+
+def req(t: float, replica: str = "api-1", status: int = 200, ms: float = 50.0) -> Request:
+    return Request(ORIGIN + t, "/work", status, ms, replica)
+
+
+# --- the load harness counts replicas ---------------------------------------------------------
+
+
+def test_recorder_writes_the_x_replica_of_each_answer(tmp_path: Path):
+    """Run in a subprocess: importing locust monkey-patches the interpreter."""
+    events = tmp_path / "requests.csv"
+    script = """
+import loadtests.recorder as r
+
+class Answer:
+    status_code = 200
+    headers = {"X-Replica": "api-3"}
+
+class NoHeaders:
+    status_code = 502
+    headers = None
+
+r._record("/work", 12.5, response=Answer(), start_time=1.0)
+r._record("/work", 3.0, response=NoHeaders(), start_time=2.0)
+r._record("/work", 1.0, response=None, exception=OSError("refused"), start_time=3.0)
+r._write()
+"""
+    env = {"LAB_EVENTS_FILE": str(events), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, check=True, timeout=60)
+    assert events.read_text().splitlines()[0] == "start_s,name,status,response_ms,replica"
+    assert read_requests(events) == [
+        Request(1.0, "/work", 200, 12.5, "api-3"),
+        Request(2.0, "/work", 502, 3.0, ""),
+        Request(3.0, "/work", 0, 1.0, ""),
+    ]
+
+
+def test_a_file_without_the_replica_column_still_reads(tmp_path: Path):
+    path = tmp_path / "requests.csv"
+    path.write_text("start_s,name,status,response_ms\n1.5,/work,200,3.25\n")
+    assert read_requests(path) == [Request(1.5, "/work", 200, 3.25, "")]
+
+
+def test_summarize_counts_answers_per_replica():
+    requests = [req(0, "api-2"), req(0.1, "api-1"), req(0.2, "api-2"), req(0.3, "", 502)]
+    assert replica_counts(requests) == {"api-1": 1, "api-2": 2}
+    assert summarize("v", requests).replicas == {"api-1": 1, "api-2": 2}
+    assert summarize("v", [Request(ORIGIN, "/work", 200, 1.0)]).replicas == {}
+
+
+# --- nginx: weights and the access log --------------------------------------------------------
+
+
+def render(tmp_path: Path, spec: NginxSpec, servers: list[str]) -> str:
+    layout = nginx.NginxLayout(tmp_path / "prefix")
+    return nginx.render_config(
+        spec, lab="t", variant="v", listen="127.0.0.1:9000", servers=servers, layout=layout
+    )
+
+
+def test_weights_are_rendered_per_server_and_absent_by_default(tmp_path: Path):
+    servers = ["127.0.0.1:9001", "127.0.0.1:9002"]
+    weighted = render(tmp_path, NginxSpec(upstream=Upstream(weights=(20, 1))), servers)
+    assert "server 127.0.0.1:9001 weight=20 max_fails=0" in weighted
+    assert "server 127.0.0.1:9002 weight=1 max_fails=0" in weighted
+    assert "weight=" not in render(tmp_path, NginxSpec(), servers)
+
+
+def test_a_variant_gives_one_weight_per_replica():
+    with pytest.raises(ValueError, match=r"one weight per api replica \(4\)"):
+        replace(lb.ROUND_ROBIN, nginx=NginxSpec(upstream=Upstream(weights=(1, 2, 3))))
+
+
+def test_fewer_servers_than_weights_take_the_first_weights(tmp_path: Path):
+    """nginx -t of every variant renders one server."""
+    text = render(tmp_path, lb.WEIGHTED.nginx, ["127.0.0.1:9001"])
+    assert "server 127.0.0.1:9001 weight=20 max_fails=1" in text
+
+
+def test_access_log_keeps_every_upstream_try_and_the_answering_replica():
+    line = {
+        "t": 1010.5, "status": 200, "uri": "/work?key=key-0007",
+        "upstream_status": "502, 200", "upstream_addr": "127.0.0.1:9004, 127.0.0.1:9001",
+        "request_time": 0.5, "upstream_replica": "api-1",
+    }  # fmt: skip
+    entries = nginx.access_entries(json.dumps(line) + "\nnot json\n")
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry.start_s == pytest.approx(1010.0) and entry.replica == "api-1"
+    assert [(t.addr, t.status) for t in entry.tries] == [
+        ("127.0.0.1:9004", "502"),
+        ("127.0.0.1:9001", "200"),
+    ]
+    assert [t.succeeded for t in entry.tries] == [False, True]
+    assert not nginx.UpstreamTry("127.0.0.1:9001", "-").succeeded
+
+
+def test_the_lab_renders_and_passes_nginx_t(tmp_path: Path):
+    for variant in lb.VARIANTS:
+        layout = nginx.NginxLayout(tmp_path / variant.name)
+        servers = [f"127.0.0.1:{9001 + i}" for i in range(lb.REPLICAS)]
+        text = nginx.render_config(
+            variant.nginx, lab="load-balancing", variant=variant.name,
+            listen="127.0.0.1:9000", servers=servers, layout=layout,
+        )  # fmt: skip
+        nginx.write_config(text, layout)
+        nginx.test_config(layout)
+        assert "max_fails=1 fail_timeout=2s" in text
+
+
+# --- the lab's arithmetic ---------------------------------------------------------------------
+
+EVENTS = [
+    {"t_s": 4.0, "action": "settings", "replica": 3},
+    {"t_s": 10.0, "action": "kill", "replica": 3},
+    {"t_s": 16.0, "action": "start", "replica": 3},
+]
+
+
+def test_phases_are_cut_at_the_fault_events():
+    assert phases(EVENTS, 20.0) == [
+        Phase("healthy", 0.0, 4.0),
+        Phase("slow", 4.0, 10.0),
+        Phase("dead", 10.0, 16.0),
+        Phase("back", 16.0, 20.0),
+    ]
+    assert phases([], 5.0) == [Phase("healthy", 0.0, 5.0)]
+
+
+def test_phase_numbers_share_latency_and_errors():
+    requests = [req(0, "api-1", ms=10), req(0, "api-1", ms=20), req(0, "api-2", ms=30)]
+    requests += [req(0, "", 502, ms=1), req(0, "", 504, ms=2000)]
+    numbers = phase_numbers(requests, ["api-1", "api-2", "api-3"])
+    assert numbers["share"] == {"api-1": 0.6667, "api-2": 0.3333, "api-3": 0.0}
+    assert numbers["requests"] == 5 and numbers["errors"] == 2
+    assert (numbers["502"], numbers["504"]) == (1, 1)
+    assert numbers["mean_ms"] == pytest.approx((10 + 20 + 30 + 1 + 2000) / 5, abs=0.1)
+
+
+def test_replica_names_list_a_replica_that_never_answered():
+    assert replica_names([req(0, "api-2"), req(0, "api-10")], 4) == [
+        "api-1", "api-2", "api-3", "api-4", "api-10",
+    ]  # fmt: skip
+
+
+def entry(t: float, tries: list[tuple[str, str]], replica: str, key: str = "") -> nginx.AccessEntry:
+    return nginx.AccessEntry(
+        start_s=ORIGIN + t,
+        status=int(tries[-1][1]) if replica else 502,
+        uri=f"/work?key={key}" if key else "/work",
+        tries=tuple(nginx.UpstreamTry(a, s) for a, s in tries),
+        replica=replica,
+    )
+
+
+def test_addresses_are_matched_to_replicas_by_their_answers():
+    entries = [entry(0, [("a:1", "200")], "api-1"), entry(0, [("a:4", "502"), ("a:1", "200")],
+               "api-1"), entry(0, [("a:4", "200")], "api-4")]  # fmt: skip
+    assert replica_of_addr(entries) == {"a:1": "api-1", "a:4": "api-4"}
+
+
+def test_dead_replica_in_flight_tries_errors_and_return():
+    died = Phase("dead", 10.0, 16.0)
+    entries = [entry(1, [("a:4", "200")], "api-4"), entry(1, [("a:1", "200")], "api-1")]
+    entries += [entry(9.8, [("a:4", "502"), ("a:1", "200")], "api-1")]  # in flight at the kill
+    entries += [entry(t, [("a:4", "502"), ("a:2", "200")], "api-2") for t in (10.2, 12.3, 14.4)]
+    entries += [entry(t, [("a:1", "200")], "api-1") for t in (11, 13, 15)]
+    requests = [req(11, "api-1"), req(12.5, "", 502), req(17.0, "api-4"), req(16.5, "api-1")]
+    requests += [req(9.9, "", 502, ms=200), req(9.0, "", 502, ms=100)]  # at the death, before
+    numbers = dead_replica_numbers(entries, ORIGIN, "api-4", died, 2.0, requests, ORIGIN + 20)
+    assert numbers["dead_in_flight"] == 1
+    assert numbers["dead_tries"] == 3 and numbers["dead_try_times_s"] == [0.2, 2.3, 4.4]
+    assert numbers["dead_tries_allowed"] == 1 + 4  # 7 s down / 2 s fail_timeout, rounded up
+    assert numbers["dead_errors"] == 2 and numbers["last_error_after_s"] == 2.55
+    assert numbers["back_after_s"] == 1.0
+
+
+def test_modulo_hashing_moves_most_keys_when_one_of_four_leaves():
+    keys = [f"key-{i:04d}" for i in range(500)]
+    moved = modulo_moved(keys, 4, 3)
+    expected = sum(
+        zlib.crc32(k.encode()) % 4 != (0, 1, 2)[zlib.crc32(k.encode()) % 3] for k in keys
+    ) / len(keys)
+    assert moved == expected and 0.6 <= moved <= 0.9
+    assert modulo_moved([], 4, 3) == 0.0
+
+
+def test_key_numbers_affinity_and_moves():
+    plan = [Phase("healthy", 0, 4), Phase("slow", 4, 10), Phase("dead", 10, 16)]
+    homes = {"k1": "a:1", "k2": "a:2", "k3": "a:4", "k4": "a:4"}
+    names = {"a:1": "api-1", "a:2": "api-2", "a:4": "api-4"}
+    entries = [entry(1, [(addr, "200")], names[addr], key) for key, addr in homes.items()]
+    after = {"k1": "a:1", "k2": "a:2", "k3": "a:1", "k4": "a:2"}
+    entries += [entry(12, [(addr, "200")], names[addr], key) for key, addr in after.items()]
+    entries += [entry(9.9, [("a:4", "502"), ("a:1", "200")], "api-1", "k3")]  # in flight
+    numbers = key_numbers(entries, ORIGIN, plan, "api-4", 4)
+    assert numbers["keys_single_replica_pct"] == 100.0
+    assert (numbers["keys_compared"], numbers["keys_moved"], numbers["keys_of_dead"]) == (4, 2, 2)
+    assert numbers["keys_moved_pct"] == 50.0 and numbers["keys_moved_not_of_dead"] == 0
+
+
+def test_weighted_variant_down_weights_only_the_slow_replica():
+    assert lb.WEIGHTED.nginx.upstream.weights == (20, 20, 20, 1)
+    assert {v.nginx.upstream.weights for v in lb.VARIANTS if v is not lb.WEIGHTED} == {()}
