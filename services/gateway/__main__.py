@@ -1,41 +1,50 @@
 """Run the gateway: python -m services.gateway --port 8000 --api-url http://127.0.0.1:8001 ...
 
-Downstreams are given as URLs (several replicas comma-separated); each gets its own
-connection pool and the retry policy set by the --retry-* options.
+Downstreams are given as URLs (several replicas comma-separated). The policy options
+(retries, timeouts, pool, bulkhead, breaker) apply to every downstream;
+`--NAME-policy KEY=VALUE,...` overrides them for one downstream, with the same option
+names without the dashes, e.g. `--payments-policy max-in-flight=10,breaker=on`.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
 import sys
 
 from services.common.server import add_server_arguments, fail, serve, server_argument_error
 from services.gateway.app import (
+    POOLS,
     BudgetConfig,
     DownstreamConfig,
     GatewayConfig,
     Timeouts,
     create_app,
 )
+from services.gateway.breaker import BreakerConfig
 from services.gateway.retry import STRATEGIES, RetryPolicy
 
 DOWNSTREAMS = {
-    # option: (downstream name, gateway routes)
-    "api_url": ("api", ("/work",)),
+    # name: gateway routes (GET and POST), each calling the downstream's /work
+    "api": ("/work",),
+    "payments": ("/checkout",),
+    "catalog": ("/catalog",),
 }
+NO_DEADLINE_S = 86_400.0
+"""What `--retry-deadline 0` means: a day, i.e. the gateway waits as long as it takes."""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m services.gateway", description=__doc__)
-    add_server_arguments(parser, replica_id="gateway-1", seed_help="seed for the backoff jitter")
-    parser.add_argument("--api-url", help="api replicas (comma-separated): GET/POST /work")
-
-    retry = parser.add_argument_group("retries (every downstream)")
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options a downstream's policy is built from (and `--NAME-policy` may override)."""
+    retry = parser.add_argument_group("retries")
     retry.add_argument("--retry-strategy", default="none", choices=STRATEGIES)
     retry.add_argument("--retry-max-attempts", type=int, default=3, help="first one included")
     retry.add_argument("--retry-base", type=float, default=0.1, help="first backoff, seconds")
     retry.add_argument("--retry-cap", type=float, default=2.0, help="longest backoff, seconds")
-    retry.add_argument("--retry-deadline", type=float, default=5.0, help="whole call, seconds")
+    retry.add_argument(
+        "--retry-deadline", type=float, default=5.0, help="whole call, seconds; 0 = none"
+    )
     retry.add_argument(
         "--retry-after",
         choices=("on", "off"),
@@ -47,22 +56,85 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     retry.add_argument("--budget-min-per-s", type=float, default=1.0, help="retries always ok")
     retry.add_argument("--budget-window", type=float, default=10.0, help="seconds counted")
 
-    conn = parser.add_argument_group("connections (every downstream)")
+    conn = parser.add_argument_group("connections")
     conn.add_argument("--connect-timeout", type=float, default=1.0, help="seconds; 0 = none")
     conn.add_argument("--read-timeout", type=float, default=0.0, help="seconds; 0 = none")
     conn.add_argument("--attempt-timeout", type=float, default=0.0, help="seconds; 0 = deadline")
-    conn.add_argument("--max-connections", type=int, default=100, help="pool size; 0 = no limit")
+    conn.add_argument(
+        "--max-connections",
+        type=int,
+        default=100,
+        help="pool size (the shared pool's with --pool shared); 0 = no limit",
+    )
+    conn.add_argument(
+        "--max-in-flight", type=int, default=0, help="bulkhead: calls in flight; 0 = no bulkhead"
+    )
+
+    breaker = parser.add_argument_group("circuit breaker")
+    breaker.add_argument("--breaker", choices=("on", "off"), default="off")
+    breaker.add_argument("--breaker-fail-max", type=int, default=5, help="failures in a row")
+    breaker.add_argument(
+        "--breaker-reset-timeout", type=float, default=5.0, help="seconds open before a trial"
+    )
+    breaker.add_argument("--breaker-half-open-calls", type=int, default=1, help="concurrent trials")
+    breaker.add_argument(
+        "--breaker-success-threshold", type=int, default=1, help="trials that close it"
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m services.gateway", description=__doc__)
+    add_server_arguments(parser, replica_id="gateway-1", seed_help="seed for the backoff jitter")
+    for name, routes in DOWNSTREAMS.items():
+        parser.add_argument(
+            f"--{name}-url", help=f"{name} replicas (comma-separated): {', '.join(routes)}"
+        )
+        parser.add_argument(
+            f"--{name}-policy",
+            default="",
+            metavar="KEY=VALUE,...",
+            help=f"policy options for {name} only",
+        )
+    parser.add_argument(
+        "--pool",
+        choices=POOLS,
+        default="per-downstream",
+        help="one connection pool per downstream, or one shared by all",
+    )
+    add_policy_arguments(parser)
     return parser.parse_args(argv)
 
 
-def build_config(args: argparse.Namespace) -> GatewayConfig:
-    """Raises ValueError with a one-line reason for a bad combination of options."""
+def policy_args(args: argparse.Namespace, overrides: str) -> argparse.Namespace:
+    """`args` with one downstream's `KEY=VALUE,...` overrides applied (ValueError: bad)."""
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    add_policy_arguments(parser)
+    argv: list[str] = []
+    for item in filter(None, (part.strip() for part in overrides.split(","))):
+        key, sep, value = item.partition("=")
+        option = f"--{key.strip()}"
+        if not sep or option not in parser._option_string_actions:
+            raise ValueError(f"policy override {item!r}: expected KEY=VALUE with a policy option")
+        argv += [option, value.strip()]
+    try:
+        # Options already in the namespace keep their values; the overrides replace them.
+        merged, extra = parser.parse_known_args(argv, namespace=copy.copy(args))
+    except argparse.ArgumentError as exc:
+        raise ValueError(f"policy override: {exc}") from None
+    if extra:
+        raise ValueError(f"policy override: cannot parse {' '.join(extra)}")
+    return merged
+
+
+def downstream_config(
+    name: str, urls: tuple[str, ...], args: argparse.Namespace
+) -> DownstreamConfig:
     policy = RetryPolicy(
         strategy=args.retry_strategy,
         max_attempts=args.retry_max_attempts,
         base_s=args.retry_base,
         cap_s=args.retry_cap,
-        deadline_s=args.retry_deadline,
+        deadline_s=args.retry_deadline or NO_DEADLINE_S,
         honour_retry_after=args.retry_after == "on",
         attempt_timeout_s=args.attempt_timeout or None,
     )
@@ -70,24 +142,38 @@ def build_config(args: argparse.Namespace) -> GatewayConfig:
     if args.budget == "on":
         budget = BudgetConfig(args.budget_ratio, args.budget_min_per_s, args.budget_window)
         budget.build()  # validates
-    timeouts = Timeouts(connect_s=args.connect_timeout or None, read_s=args.read_timeout or None)
+    breaker = None
+    if args.breaker == "on":
+        breaker = BreakerConfig(
+            name=name,
+            fail_max=args.breaker_fail_max,
+            reset_timeout_s=args.breaker_reset_timeout,
+            half_open_max_calls=args.breaker_half_open_calls,
+            success_threshold=args.breaker_success_threshold,
+        )
+    return DownstreamConfig(
+        name=name,
+        urls=urls,
+        routes=DOWNSTREAMS[name],
+        policy=policy,
+        budget=budget,
+        timeouts=Timeouts(connect_s=args.connect_timeout or None, read_s=args.read_timeout or None),
+        max_connections=args.max_connections,
+        max_in_flight=args.max_in_flight,
+        breaker=breaker,
+    )
+
+
+def build_config(args: argparse.Namespace) -> GatewayConfig:
+    """Raises ValueError with a one-line reason for a bad combination of options."""
     downstreams = []
-    for option, (name, routes) in DOWNSTREAMS.items():
-        value = getattr(args, option)
+    for name in DOWNSTREAMS:
+        value = getattr(args, f"{name}_url")
         if not value:
             continue
         urls = tuple(u.strip().rstrip("/") for u in value.split(",") if u.strip())
-        downstreams.append(
-            DownstreamConfig(
-                name=name,
-                urls=urls,
-                routes=routes,
-                policy=policy,
-                budget=budget,
-                timeouts=timeouts,
-                max_connections=args.max_connections,
-            )
-        )
+        own = policy_args(args, getattr(args, f"{name}_policy"))
+        downstreams.append(downstream_config(name, urls, own))
     if not downstreams:
         raise ValueError("give at least one downstream, e.g. --api-url http://127.0.0.1:8001")
     return GatewayConfig(
@@ -95,6 +181,8 @@ def build_config(args: argparse.Namespace) -> GatewayConfig:
         downstreams=tuple(downstreams),
         keepalive_timeout_s=args.keepalive_timeout,
         seed=args.seed,
+        pool=args.pool,
+        shared_max_connections=args.max_connections,
     )
 
 
@@ -106,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(args)
     except ValueError as exc:
         return fail("gateway", str(exc))
+    # Breaker transitions are logged (INFO; opening at WARNING) to the process's stderr.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return serve("gateway", create_app(config), args)
 
 

@@ -39,6 +39,8 @@ class BulkheadConfig:
     name: str = "downstream"
     base_url: str | None = None
     """Passed to the ``ClientSession``, so callers can use paths."""
+    auto_decompress: bool = True
+    """Passed to the ``ClientSession``; a proxy passes bodies through as they came (False)."""
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
@@ -92,7 +94,11 @@ class Bulkhead:
         if self._session is not None:
             raise RuntimeError(f"bulkhead {self.name!r} is already started")
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=0)
-        self._session = aiohttp.ClientSession(base_url=self.config.base_url, connector=connector)
+        self._session = aiohttp.ClientSession(
+            base_url=self.config.base_url,
+            connector=connector,
+            auto_decompress=self.config.auto_decompress,
+        )
 
     async def close(self) -> None:
         session, self._session = self._session, None
