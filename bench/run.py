@@ -56,6 +56,7 @@ class Drive:
     rps: float
     requests: int
     cpu_s: float
+    p50_ms: float = float("nan")
 
     @property
     def cpu_us_per_request(self) -> float:
@@ -75,7 +76,7 @@ def wrk(url: str, seconds: float) -> Drive:
         raise LabError("wrk not found; install it: apt-get install wrk")
     cpu = children_cpu_s()
     out = subprocess.run(
-        [binary, "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", url],
+        [binary, "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", url],
         capture_output=True, text=True, timeout=seconds + 30, check=True,
     ).stdout  # fmt: skip
     cpu = children_cpu_s() - cpu
@@ -83,7 +84,9 @@ def wrk(url: str, seconds: float) -> Drive:
     total = re.search(r"(\d+) requests in", out)
     if not rate or not total:
         raise LabError(f"could not read wrk's output: {out[-200:]}")
-    return Drive(float(rate[1]), int(total[1]), cpu)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+    p50_ms = float(p50[1]) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[p50[2]] if p50 else float("nan")
+    return Drive(float(rate[1]), int(total[1]), cpu, p50_ms)
 
 
 def locust(url: str, seconds: float, processes: int, workdir: Path) -> Drive:
@@ -140,6 +143,65 @@ def proxy_lab() -> tuple[Lab, Variant]:
     )
     lab = Lab("bench", "bench", "", REPO / "README.md", (variant,), ())
     return lab, variant
+
+
+POLICY_ARGS = {
+    "retry-strategy": "full-jitter",
+    "retry-max-attempts": 3,
+    "connect-timeout": 1.0,
+    "read-timeout": 2.0,
+    "retry-deadline": 3.0,
+    "max-in-flight": CONNECTIONS,
+    "breaker": "on",
+}
+"""Timeout + bulkhead + breaker + retry, all healthy: no retry, no rejection, no trip."""
+PASSTHROUGH_ARGS = {"retry-strategy": "none", "connect-timeout": 0, "retry-deadline": 0}
+
+
+def gateway_lab(name: str, gateway_args: dict[str, object]) -> tuple[Lab, Variant]:
+    """nginx -> gateway -> api, the gateway with `gateway_args`."""
+    variant = Variant(
+        name=name,
+        summary=f"nginx -> gateway ({name}) -> api",
+        nginx=NginxSpec(upstream=Upstream(keepalive=CONNECTIONS), backend="gateway"),
+        services=(
+            ServiceSpec("api", args={"keepalive-timeout": 75}),
+            ServiceSpec(
+                "gateway",
+                module="services.gateway",
+                args={"keepalive-timeout": 75, **gateway_args},
+                depends_on={"api-url": "api"},
+            ),
+        ),  # fmt: skip
+        load=LoadSpec(TRIVIAL, users=CONNECTIONS, spawn_rate=CONNECTIONS, duration_s=10),
+    )
+    return Lab("bench", "bench", "", REPO / "README.md", (variant,), ()), variant
+
+
+def policy_overhead(group: ProcessGroup, workdir: Path, seconds: float) -> list[Row]:
+    """The gateway with its whole policy stack against the gateway passing calls straight
+    through, alternated (A B A B) so drift on a shared machine hits both; medians."""
+    print(f"policy overhead through nginx -> gateway -> api ({seconds:g} s x 4) ...", flush=True)
+    drives: dict[str, list[Drive]] = {"policy": [], "passthrough": []}
+    for round_ in range(2):
+        for name, args in (("passthrough", PASSTHROUGH_ARGS), ("policy", POLICY_ARGS)):
+            lab, variant = gateway_lab(name, args)
+            topology = LocalTopology(lab, variant, group, workdir / f"{name}-{round_}")
+            endpoints = run_interruptible(topology.start())
+            try:
+                drives[name].append(wrk(f"{endpoints.nginx_url}/work", seconds))
+            finally:
+                topology.stop()
+    rps = {n: statistics.median(d.rps for d in ds) for n, ds in drives.items()}
+    p50 = {n: statistics.median(d.p50_ms for d in ds) for n, ds in drives.items()}
+    return [
+        Row("wrk, gateway passing calls through (req/s)", f"{rps['passthrough']:,.0f}",
+            f"p50 {p50['passthrough']:.2f} ms; median of 2"),
+        Row("wrk, gateway with timeout + bulkhead + breaker + retry (req/s)",
+            f"{rps['policy']:,.0f}", f"p50 {p50['policy']:.2f} ms; median of 2; all healthy"),
+        Row("policy / passthrough throughput", f"{rps['policy'] / rps['passthrough']:.2f}",
+            f"goal >= 0.9; p50 difference {p50['policy'] - p50['passthrough']:+.2f} ms"),
+    ]  # fmt: skip
 
 
 def time_lab_up(runs: int, workdir: Path, topology: str = "local") -> list[float]:
@@ -241,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with interrupts_raise():
             rows = load_ceiling(group, workdir, args.seconds)
+            rows += policy_overhead(group, workdir, args.seconds)
             rows += time_to_first_result(workdir, not args.skip_check_all)
     except LabError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -107,12 +108,15 @@ def test_value_nginx_rejects_gets_nginx_message_and_line(env, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_exercise_for_a_lab_without_one_is_an_error(env, monkeypatch):
-    labs_without = [lab for lab in all_labs() if not lab.exercise]
-    if not labs_without:
-        pytest.skip("every lab has an exercise")
-    result = run_lab_cli("exercise", labs_without[0].name, env=env)
-    assert result.returncode == 2 and "has no exercise" in result.stderr
+def test_every_lab_has_an_exercise():
+    assert [lab.name for lab in all_labs() if not lab.exercise] == []
+
+
+def test_a_lab_without_an_exercise_is_a_one_line_error(workdir):
+    lab = replace(get_lab("keepalive-502"), exercise=None)
+    for action in (exercise.create, exercise.next_hint, exercise.solution_diff):
+        with pytest.raises(LabError, match="keepalive-502 has no exercise yet"):
+            action(lab)
 
 
 @pytest.mark.lab
