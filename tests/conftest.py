@@ -3,6 +3,7 @@ installs it, and a silently skipped lab check proves nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,18 @@ LAB = [sys.executable, "-m", "labs.engine.cli"]
 def lab_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a `lab` subprocess with its own state directory."""
     return {**os.environ, "LAB_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}
+
+
+def passed_check(lab: str, env: dict[str, str], results_dir: Path, timeout: float = 180) -> dict:
+    """`lab check LAB --json`: exactly one JSON document, every check passed; the document."""
+    result = run_lab_cli(
+        "check", lab, "--json", "--results-dir", str(results_dir), env=env, timeout=timeout
+    )
+    assert result.stdout.count("\n") == 1, f"exactly one JSON document: {result.stderr[-2000:]}"
+    document = json.loads(result.stdout)
+    failed = [c for c in document["checks"] if not c["passed"]]
+    assert result.returncode == 0 and document["passed"], failed
+    return document
 
 
 def run_lab_cli(

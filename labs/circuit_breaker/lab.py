@@ -168,11 +168,6 @@ VARIANTS = (NAIVE, TIMEOUTS_VARIANT, BULKHEAD_VARIANT, BREAKER_VARIANT)
 # --- checks ----------------------------------------------------------------------------------
 
 
-def _num(result: VariantResult, key: str) -> float:
-    value = result.extra.get(key)
-    return float(value) if isinstance(value, int | float) else float("nan")
-
-
 def _phase(result: VariantResult, endpoint: str, phase: str) -> tuple[float, int]:
     numbers = result.extra.get(endpoint.strip("/"), {})
     assert isinstance(numbers, Mapping)
@@ -219,7 +214,7 @@ def unaffected(variant: str, factor: float, min_requests: int) -> Check:
 def fails_fast_while_open(variant: str, limit_ms: float, min_requests: int) -> Check:
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results[variant]
-        n, p99 = int(_num(r, "checkout_while_open")), _num(r, "checkout_while_open_p99_ms")
+        n, p99 = int(r.number("checkout_while_open")), r.number("checkout_while_open_p99_ms")
         return n >= min_requests and p99 < limit_ms, (
             f"{variant}: /checkout while the circuit was open: {n} requests, p99 {p99:,.1f} ms, "
             f"expected p99 < {limit_ms:g} ms over >= {min_requests} requests"
@@ -240,7 +235,7 @@ def cycles_and_closes(variant: str, within_s: float) -> Check:
         for move in wanted:
             if any(m == move for m in rest):
                 found.append(move)
-        closed_s = _num(r, "closed_after_recovery_s")
+        closed_s = r.number("closed_after_recovery_s")
         final = r.extra.get("final_state")
         counts = r.extra.get("transition_counts") or {}
         shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"  # type: ignore[union-attr]
@@ -259,7 +254,7 @@ def load_before_fault(min_s: float) -> Check:
     counts from Locust's start, which a busy machine can delay by seconds."""
 
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
-        lead = {n: _num(r, "fault_start_s") for n, r in results.items()}
+        lead = {n: r.number("fault_start_s") for n, r in results.items()}
         short = {n: t for n, t in lead.items() if not t >= min_s}
         shown = ", ".join(f"{n} {t:g}" for n, t in short.items()) or f"min {min(lead.values()):g}"
         return not short, (
@@ -447,8 +442,8 @@ def catalog_symptom(result: VariantResult) -> str:
     return (
         f"/catalog p99 {during:,.0f} ms during the payments slowdown vs {before:,.0f} ms "
         f"before ({ratio:.1f} x), {errors:g} catalog errors; /checkout while the circuit was "
-        f"open: {_num(result, 'checkout_while_open'):g} requests, p99 "
-        f"{_num(result, 'checkout_while_open_p99_ms'):g} ms"
+        f"open: {result.number('checkout_while_open'):g} requests, p99 "
+        f"{result.number('checkout_while_open_p99_ms'):g} ms"
     )
 
 

@@ -176,6 +176,14 @@ class VariantResult:
     def nginx_error_count(self, *kinds: str) -> int:
         return sum(self.nginx_errors.get(kind, 0) for kind in kinds)
 
+    def number(self, key: str) -> float:
+        """One of the lab's own numbers (`extra`, from its derive hook); NaN when it is
+        missing or not a number, so that a check comparing it fails instead of passing
+        on a default."""
+        value = self.extra.get(key)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else float("nan")  # type: ignore[arg-type]
+
     def metric(self, key: str) -> float:
         """A summary-table value by key: a field name or `status.<code>`."""
         if key.startswith("status."):

@@ -217,35 +217,31 @@ def derive(ctx: DeriveContext) -> dict[str, object]:
 # --- checks ----------------------------------------------------------------------------------
 
 
-def _n(result: VariantResult, key: str) -> int:
-    value = result.extra.get(key, 0)
-    return int(value) if isinstance(value, int | float) else 0
-
-
 def describe_failures(result: VariantResult) -> str:
     """E.g. "23 of 1,840 requests failed (1.2 %: 19 x 502, 4 x 0)"."""
-    failed, total = _n(result, "failed"), result.requests
+    failed, total = result.number("failed"), result.requests
     by_status = result.extra.get("failed_by_status")
     kinds = ", ".join(f"{n} x {code}" for code, n in dict(by_status or {}).items())
     share = 100 * failed / total if total else 0.0
-    return f"{failed} of {total:,} requests failed ({share:.1f} %{': ' + kinds if kinds else ''})"
+    return f"{failed:g} of {total:,} requests failed ({share:.1f} %{': ' + kinds if kinds else ''})"
 
 
 def _posts(result: VariantResult) -> str:
     return (
-        f"{_n(result, 'failed_posts')} of {_n(result, 'posts'):,} POSTs failed, "
-        f"{_n(result, 'lost_posts')} orders lost"
+        f"{result.number('failed_posts'):g} of {result.number('posts'):,.0f} POSTs failed, "
+        f"{result.number('lost_posts'):g} orders lost"
     )
 
 
 def _restarts(result: VariantResult) -> str:
-    return f"{_n(result, 'restarts')} restarts of {_n(result, 'replicas_restarted')} replicas"
+    restarts, replicas = result.number("restarts"), result.number("replicas_restarted")
+    return f"{restarts:g} restarts of {replicas:g} replicas"
 
 
 def errors_reproduced(variant: str) -> Check:
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results[variant]
-        passed = _n(r, "failed") >= MIN_ERRORS and _n(r, "restarts") == ROUNDS * REPLICAS
+        passed = r.number("failed") >= MIN_ERRORS and r.number("restarts") == ROUNDS * REPLICAS
         return passed, (
             f"{variant}: {describe_failures(r)}; {_posts(r)}; {_restarts(r)}; "
             f"expected >= {MIN_ERRORS} failed requests over {ROUNDS * REPLICAS} restarts"
@@ -258,13 +254,13 @@ def holds(r: VariantResult, rounds: int = ROUNDS) -> bool:
     """A whole rolling restart happened and nothing was lost: 0 failed requests, 0 lost
     or duplicated orders, not even a reset nginx hid by retrying a GET."""
     return (
-        _n(r, "failed") == 0
-        and _n(r, "lost_posts") == 0
-        and _n(r, "duplicates") == 0
-        and _n(r, "upstream_resets") == 0
+        r.number("failed") == 0
+        and r.number("lost_posts") == 0
+        and r.number("duplicates") == 0
+        and r.number("upstream_resets") == 0
         and r.requests >= MIN_REQUESTS
-        and _n(r, "restarts") >= rounds * REPLICAS
-        and _n(r, "replicas_restarted") == REPLICAS
+        and r.number("restarts") >= rounds * REPLICAS
+        and r.number("replicas_restarted") == REPLICAS
     )
 
 
@@ -276,10 +272,11 @@ def zero_errors(variant: str) -> Check:
         r = results[variant]
         planned = ROUNDS * REPLICAS
         return holds(r), (
-            f"{variant}: {describe_failures(r)}; {_posts(r)}, {_n(r, 'duplicates')} duplicated; "
-            f"{_n(r, 'upstream_resets')} upstream resets in nginx's error log; {_restarts(r)} "
+            f"{variant}: {describe_failures(r)}; {_posts(r)}, "
+            f"{r.number('duplicates'):g} duplicated; "
+            f"{r.number('upstream_resets'):g} upstream resets in nginx's error log; {_restarts(r)} "
             f"(longest drain {r.extra.get('drain_max_s', 0)} s, "
-            f"{_n(r, 'drain_connections_left')} connections cut at the deadline); expected 0 "
+            f"{r.number('drain_connections_left'):g} connections cut at the deadline); expected 0 "
             f"failed, 0 lost, 0 duplicated, 0 resets over >= {MIN_REQUESTS:,} requests and "
             f"{planned} restarts of all {REPLICAS} replicas"
         )
@@ -404,8 +401,8 @@ def pool_removed(variant: Variant) -> str | None:
 
 def lost_requests(result: VariantResult) -> str:
     return (
-        f"{describe_failures(result)}, {_n(result, 'lost_posts')} orders lost, "
-        f"{_n(result, 'upstream_resets')} upstream resets in nginx's error log"
+        f"{describe_failures(result)}, {result.number('lost_posts'):g} orders lost, "
+        f"{result.number('upstream_resets'):g} upstream resets in nginx's error log"
     )
 
 

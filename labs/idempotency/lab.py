@@ -108,25 +108,20 @@ VARIANTS = (NAIVE, KEYED, LOCAL_KEYS)
 # --- checks ----------------------------------------------------------------------------------
 
 
-def _n(result: VariantResult, key: str) -> float:
-    value = result.extra.get(key, 0)
-    return float(value) if isinstance(value, int | float) else float("nan")
-
-
 def _lost_responses(r: VariantResult) -> str:
     return (
-        f"{_n(r, 'api_lost_responses'):g} responses lost after commit, "
-        f"{_n(r, 'client_retries'):g} client retries"
+        f"{r.number('api_lost_responses'):g} responses lost after commit, "
+        f"{r.number('client_retries'):g} client retries"
     )
 
 
 def duplicates_reproduced(variant: str) -> Check:
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results[variant]
-        pct, finished = _n(r, "duplicate_pct"), _n(r, "finished_intents")
+        pct, finished = r.number("duplicate_pct"), r.number("finished_intents")
         passed = pct >= MIN_DUPLICATE_PCT and finished >= MIN_INTENTS
         return passed, (
-            f"{variant}: {_n(r, 'duplicates'):g} duplicate orders for {finished:g} intended "
+            f"{variant}: {r.number('duplicates'):g} duplicate orders for {finished:g} intended "
             f"({pct:.1f} %; {_lost_responses(r)}), expected >= {MIN_DUPLICATE_PCT:g} % "
             f"over >= {MIN_INTENTS} intents"
         )
@@ -141,9 +136,9 @@ def exactly_once_effect(variant: str) -> Check:
 
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results[variant]
-        dup, lost, bad = _n(r, "duplicates"), _n(r, "lost"), _n(r, "mismatches")
-        gave_up = _n(r, "client_gave_up")
-        finished, retries = _n(r, "finished_intents"), _n(r, "client_retries")
+        dup, lost, bad = r.number("duplicates"), r.number("lost"), r.number("mismatches")
+        gave_up = r.number("client_gave_up")
+        finished, retries = r.number("finished_intents"), r.number("client_retries")
         passed = (
             dup == 0
             and lost == 0
@@ -155,7 +150,7 @@ def exactly_once_effect(variant: str) -> Check:
         return passed, (
             f"{variant}: {dup:g} duplicates, {lost:g} lost, {bad:g} mismatches, {gave_up:g} "
             f"shoppers gave up, for {finished:g} intended orders ({_lost_responses(r)}, "
-            f"{_n(r, 'api_replayed'):g} replayed); expected 0, 0, 0, 0 over >= {MIN_INTENTS} "
+            f"{r.number('api_replayed'):g} replayed); expected 0, 0, 0, 0 over >= {MIN_INTENTS} "
             f"intents and >= {MIN_RETRIES} retries"
         )
 
@@ -219,9 +214,10 @@ def keys_per_replica(variant: Variant) -> str | None:
 
 
 def duplicates(result: VariantResult) -> str:
+    dup, finished = result.number("duplicates"), result.number("finished_intents")
     return (
-        f"{_n(result, 'duplicates'):g} duplicate orders for {_n(result, 'finished_intents'):g} "
-        f"intended ({_n(result, 'duplicate_pct'):.1f} %), {_n(result, 'lost'):g} lost"
+        f"{dup:g} duplicate orders for {finished:g} intended "
+        f"({result.number('duplicate_pct'):.1f} %), {result.number('lost'):g} lost"
     )
 
 
@@ -238,11 +234,11 @@ EXERCISE = Exercise(
     apply=apply_settings,
     measure=duplicates,
     holds=lambda r: (
-        _n(r, "duplicates") == 0
-        and _n(r, "lost") == 0
-        and _n(r, "mismatches") == 0
-        and _n(r, "client_gave_up") == 0
-        and _n(r, "finished_intents") >= MIN_INTENTS
+        r.number("duplicates") == 0
+        and r.number("lost") == 0
+        and r.number("mismatches") == 0
+        and r.number("client_gave_up") == 0
+        and r.number("finished_intents") >= MIN_INTENTS
     ),
     expected="0 duplicates and 0 lost orders",
     advice="a retry must tell the api it is the same order, and every replica must be able "

@@ -126,11 +126,6 @@ VARIANTS = (ROUND_ROBIN, LEAST_CONN, P2C, WEIGHTED, HASH)
 # --- checks ----------------------------------------------------------------------------------
 
 
-def _n(result: VariantResult, key: str) -> float:
-    value = result.extra.get(key)
-    return float(value) if isinstance(value, int | float) else float("nan")
-
-
 def _slow_phase(result: VariantResult) -> Mapping[str, object]:
     return result.extra.get("by_phase", {}).get("slow", {})  # type: ignore[union-attr]
 
@@ -140,8 +135,8 @@ def faster_than_round_robin(variant: str, baseline: str = "round-robin") -> Chec
 
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r, base = results[variant], results[baseline]
-        mean, p90 = _n(r, "slow_mean_ms"), _n(r, "slow_p90_ms")
-        base_mean, base_p90 = _n(base, "slow_mean_ms"), _n(base, "slow_p90_ms")
+        mean, p90 = r.number("slow_mean_ms"), r.number("slow_p90_ms")
+        base_mean, base_p90 = base.number("slow_mean_ms"), base.number("slow_p90_ms")
         mean_ratio, p90_ratio = mean / base_mean, p90 / base_p90
         count = _slow_phase(r).get("requests", 0)
         passed = (
@@ -163,7 +158,7 @@ def faster_than_round_robin(variant: str, baseline: str = "round-robin") -> Chec
 def avoids_the_slow_replica(variant: str, baseline: str = "round-robin") -> Check:
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r, base = results[variant], results[baseline]
-        share, base_share = _n(r, "slow_share_pct"), _n(base, "slow_share_pct")
+        share, base_share = r.number("slow_share_pct"), base.number("slow_share_pct")
         ratio = share / base_share if base_share else float("nan")
         return ratio < MAX_SHARE_RATIO, (
             f"the slow replica {r.extra.get('slow_replica', '?')} got {share:.1f} % of "
@@ -203,7 +198,7 @@ def consistent_hash_moves_few_keys(variant: str = "hash") -> Check:
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results[variant]
         e = r.extra
-        moved, modulo = _n(r, "keys_moved_pct"), _n(r, "modulo_moved_pct")
+        moved, modulo = r.number("keys_moved_pct"), r.number("modulo_moved_pct")
         compared = int(e.get("keys_compared", 0))  # type: ignore[call-overload]
         passed = (
             moved <= MAX_KEYS_MOVED_PCT
@@ -374,12 +369,12 @@ def one_replica_for_everyone(variant: Variant) -> str | None:
 
 def slow_phase_numbers(result: VariantResult) -> str:
     e = result.extra
+    share, mean = result.number("slow_share_pct"), result.number("slow_mean_ms")
     return (
-        f"while api-{SLOW + 1} was {SLOW_FACTOR} x slow it got {_n(result, 'slow_share_pct'):.1f} "
-        f"% of the requests, mean {_n(result, 'slow_mean_ms'):.0f} ms, p90 "
-        f"{_n(result, 'slow_p90_ms'):.0f} ms; after it died the clients saw "
-        f"{e.get('dead_errors', '?')} errors and nginx sent it {e.get('dead_tries', '?')} "
-        "new requests"
+        f"while api-{SLOW + 1} was {SLOW_FACTOR} x slow it got {share:.1f} % of the requests, "
+        f"mean {mean:.0f} ms, p90 {result.number('slow_p90_ms'):.0f} ms; after it died the "
+        f"clients saw {e.get('dead_errors', '?')} errors and nginx sent it "
+        f"{e.get('dead_tries', '?')} new requests"
     )
 
 
@@ -391,8 +386,8 @@ def holds(result: VariantResult) -> bool:
     allowed = e.get("dead_tries_allowed")
     last = e.get("last_error_after_s")
     return (
-        _n(result, "slow_mean_ms") <= MAX_LATENCY_RATIO * ROUND_ROBIN_MEAN_MS
-        and _n(result, "slow_p90_ms") <= MAX_LATENCY_RATIO * SLOW_MS
+        result.number("slow_mean_ms") <= MAX_LATENCY_RATIO * ROUND_ROBIN_MEAN_MS
+        and result.number("slow_p90_ms") <= MAX_LATENCY_RATIO * SLOW_MS
         and len(healthy) == REPLICAS
         and min(healthy.values()) >= MIN_HEALTHY_SHARE
         and (last is None or float(last) <= ERRORS_STOP_WITHIN_S)  # type: ignore[arg-type]

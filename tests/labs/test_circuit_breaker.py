@@ -3,12 +3,11 @@ Locust (pytest -m lab)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_lab_cli
+from tests.conftest import passed_check
 
 pytestmark = pytest.mark.lab
 
@@ -22,19 +21,7 @@ CHECKS = {
 
 
 def test_circuit_breaker_check_cascade_under_naive_contained_under_breaker(lab_env, tmp_path: Path):
-    result = run_lab_cli(
-        "check",
-        "circuit-breaker",
-        "--json",
-        "--results-dir",
-        str(tmp_path),
-        env=lab_env,
-        timeout=180,
-    )
-    assert result.stdout.count("\n") == 1, "exactly one JSON document"
-    document = json.loads(result.stdout)
-    failed = [c for c in document["checks"] if not c["passed"]]
-    assert result.returncode == 0 and document["passed"], failed
+    document = passed_check("circuit-breaker", lab_env, tmp_path, timeout=180)
     assert {c["name"] for c in document["checks"]} == CHECKS
 
     variants = document["variants"]

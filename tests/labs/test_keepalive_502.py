@@ -7,19 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_lab_cli
+from tests.conftest import passed_check
 
 pytestmark = pytest.mark.lab
 
 
 def test_keepalive_502_check_reproduces_and_fixes(lab_env, tmp_path: Path):
-    result = run_lab_cli(
-        "check", "keepalive-502", "--json", "--results-dir", str(tmp_path), env=lab_env, timeout=180
-    )
-    assert result.stdout.count("\n") == 1, "exactly one JSON document"
-    document = json.loads(result.stdout)
-    failed = [c for c in document["checks"] if not c["passed"]]
-    assert result.returncode == 0 and document["passed"], failed
+    document = passed_check("keepalive-502", lab_env, tmp_path, timeout=180)
     assert {c["name"] for c in document["checks"]} == {
         "broken_reproduces_502",
         "broken_error_log_shows_upstream_resets",

@@ -3,12 +3,11 @@ killed, then started again), Locust (pytest -m lab)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_lab_cli
+from tests.conftest import passed_check
 
 pytestmark = pytest.mark.lab
 
@@ -24,14 +23,7 @@ REPLICAS = ["api-1", "api-2", "api-3", "api-4"]
 
 
 def test_load_balancing_check_slow_dead_and_back(lab_env, tmp_path: Path):
-    result = run_lab_cli(
-        "check", "load-balancing", "--json", "--results-dir", str(tmp_path), env=lab_env,
-        timeout=180,
-    )  # fmt: skip
-    assert result.stdout.count("\n") == 1, "exactly one JSON document"
-    document = json.loads(result.stdout)
-    failed = [c for c in document["checks"] if not c["passed"]]
-    assert result.returncode == 0 and document["passed"], failed
+    document = passed_check("load-balancing", lab_env, tmp_path, timeout=180)
     assert {c["name"] for c in document["checks"]} == CHECKS
 
     variants = document["variants"]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_lab_cli
+from tests.conftest import passed_check
 
 pytestmark = pytest.mark.lab
 
@@ -15,13 +14,7 @@ LIMITED = ("nginx", "nginx-burst", "per-instance", "redis", "redis-down")
 
 
 def test_rate_limit_check_passes_and_shows_each_limiter(lab_env, tmp_path: Path):
-    result = run_lab_cli(
-        "check", "rate-limit", "--json", "--results-dir", str(tmp_path), env=lab_env, timeout=240
-    )
-    assert result.stdout.count("\n") == 1, "exactly one JSON document"
-    document = json.loads(result.stdout)
-    failed = [c for c in document["checks"] if not c["passed"]]
-    assert result.returncode == 0 and document["passed"], failed
+    document = passed_check("rate-limit", lab_env, tmp_path, timeout=240)
     assert {c["name"] for c in document["checks"]} == {
         "nginx_holds_the_limit",
         "nginx-burst_accepts_the_burst_at_once",

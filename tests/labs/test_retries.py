@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_lab_cli
+from tests.conftest import passed_check
 
 pytestmark = pytest.mark.lab
 
@@ -22,13 +22,7 @@ CHECKS = {
 
 
 def test_retries_check_shows_storms_waves_and_their_fixes(lab_env, tmp_path: Path):
-    result = run_lab_cli(
-        "check", "retries", "--json", "--results-dir", str(tmp_path), env=lab_env, timeout=300
-    )
-    assert result.stdout.count("\n") == 1, "exactly one JSON document"
-    document = json.loads(result.stdout)
-    failed = [c for c in document["checks"] if not c["passed"]]
-    assert result.returncode == 0 and document["passed"], failed
+    document = passed_check("retries", lab_env, tmp_path, timeout=300)
     assert {c["name"] for c in document["checks"]} == CHECKS
 
     variants = document["variants"]

@@ -1,9 +1,11 @@
+import math
 from pathlib import Path
 
 import pytest
 
 from labs.engine.metrics import (
     Request,
+    VariantResult,
     percentile,
     read_requests,
     status_counts,
@@ -81,3 +83,11 @@ def test_read_requests_round_trip(tmp_path: Path):
         Request(1.5, "POST /work", 502, 3.25),
         Request(2.0, "POST /work", 0, 100.0),
     ]
+
+
+def test_a_labs_number_is_nan_unless_it_is_a_number():
+    result = VariantResult("v", 1.0, 0, 0, {}, 0, 0, 0, 0, 0, 0)
+    result.extra = {"lost": 0, "pct": 1.5, "flag": True, "text": "3", "none": None}
+    assert (result.number("lost"), result.number("pct")) == (0.0, 1.5)
+    for key in ("flag", "text", "none", "missing"):
+        assert math.isnan(result.number(key)), key  # a check on it fails, never passes
