@@ -57,7 +57,7 @@ clean: ## remove the venv, results and state
 	rm -rf $(VENV) results .lab .pytest_cache .ruff_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-bench: setup  ## load ceiling, proxy reference, time to first result -> bench/results.md
+bench: setup  ## load ceiling, proxy reference, policy overhead, time to first result -> bench/results.md
 	@command -v wrk >/dev/null || sh scripts/ensure-system-deps.sh wrk
 	$(BIN)/python -m bench.run
 
