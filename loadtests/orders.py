@@ -29,7 +29,6 @@ By hand, with the web UI:
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -40,7 +39,7 @@ from dataclasses import astuple, dataclass
 import gevent
 from locust import FastHttpUser, between, events, task
 
-import loadtests.recorder  # noqa: F401  (records every request for the engine)
+from loadtests import recorder  # records every request for the engine
 
 PATH = "/orders"
 RETRY_NAME = f"{PATH} (client retry)"
@@ -128,14 +127,5 @@ def _order_id(response) -> str:  # noqa: ANN001 (a Locust response)
 
 @events.quitting.add_listener
 def _write_intents(**_kw) -> None:
-    events_file = os.environ.get("LAB_EVENTS_FILE")
-    if not events_file:
-        return
-    path = os.path.join(os.path.dirname(events_file), INTENTS_FILE)
-    with open(f"{path}.tmp", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["intent_id", "key", "start_s", "end_s", "attempts", "status", "outcome", "order_id"]
-        )
-        writer.writerows(astuple(i) for i in _intents)
-    os.replace(f"{path}.tmp", path)
+    header = ["intent_id", "key", "start_s", "end_s", "attempts", "status", "outcome", "order_id"]
+    recorder.write_csv_beside_events(INTENTS_FILE, header, (astuple(i) for i in _intents))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from collections.abc import Iterable, Sequence
 
 from locust import events
 
@@ -38,14 +39,29 @@ def _replica(response) -> str:
         return ""
 
 
-@events.quitting.add_listener
-def _write(**_kw):
-    path = os.environ.get(EVENTS_FILE_ENV)
-    if not path:
-        return
+def write_csv(path: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Write a CSV atomically: the engine never reads a half-written file."""
     tmp = f"{path}.tmp"
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["start_s", "name", "status", "response_ms", "replica"])
-        writer.writerows((f"{t:.6f}", n, s, f"{ms:.3f}", r) for t, n, s, ms, r in _rows)
+        writer.writerow(header)
+        writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def write_csv_beside_events(
+    name: str, header: Sequence[str], rows: Iterable[Sequence[object]]
+) -> None:
+    """A locustfile's own CSV (`name`) next to the events file; nothing when the engine
+    is not recording (a run by hand)."""
+    events_file = os.environ.get(EVENTS_FILE_ENV)
+    if events_file:
+        write_csv(os.path.join(os.path.dirname(events_file), name), header, rows)
+
+
+@events.quitting.add_listener
+def _write(**_kw):
+    path = os.environ.get(EVENTS_FILE_ENV)
+    if path:
+        header = ["start_s", "name", "status", "response_ms", "replica"]
+        write_csv(path, header, ((f"{t:.6f}", n, s, f"{ms:.3f}", r) for t, n, s, ms, r in _rows))

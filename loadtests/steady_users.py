@@ -26,7 +26,6 @@ By hand, with the web UI:
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import time
@@ -34,7 +33,7 @@ import time
 import gevent
 from locust import FastHttpUser, between, events, task
 
-import loadtests.recorder  # noqa: F401  (records every request for the engine)
+from loadtests import recorder  # records every request for the engine
 
 METHOD = os.environ.get("LAB_METHOD", "GET").upper()
 PATH = os.environ.get("LAB_PATH", "/work")
@@ -84,12 +83,6 @@ def _api_attempts(response) -> int:
 
 @events.quitting.add_listener
 def _write_logical(**_kw) -> None:
-    events_file = os.environ.get("LAB_EVENTS_FILE")
-    if not events_file:
-        return
-    path = os.path.join(os.path.dirname(events_file), LOGICAL_FILE)
-    with open(f"{path}.tmp", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["start_s", "end_s", "client_attempts", "api_attempts", "status"])
-        writer.writerows((f"{a:.6f}", f"{b:.6f}", c, n, s) for a, b, c, n, s in _logical)
-    os.replace(f"{path}.tmp", path)
+    header = ["start_s", "end_s", "client_attempts", "api_attempts", "status"]
+    rows = ((f"{a:.6f}", f"{b:.6f}", c, n, s) for a, b, c, n, s in _logical)
+    recorder.write_csv_beside_events(LOGICAL_FILE, header, rows)

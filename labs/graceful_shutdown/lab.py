@@ -31,7 +31,6 @@ from labs.engine.metrics import Request, VariantResult
 from labs.engine.nginx import UPSTREAM_RESET_KINDS
 from labs.engine.spec import (
     Check,
-    Collect,
     DeriveContext,
     Exercise,
     FaultAction,
@@ -43,13 +42,7 @@ from labs.engine.spec import (
     Upstream,
     Variant,
 )
-from labs.idempotency.reconcile import (
-    INTENTS_FILE,
-    ORDERS_FILE,
-    read_intents,
-    read_orders,
-    reconcile,
-)
+from labs.idempotency.reconcile import COLLECT_ORDERS, reconcile_run
 
 REPLICAS = 3
 USERS = 48
@@ -188,9 +181,7 @@ def derive(ctx: DeriveContext) -> dict[str, object]:
     failed = failures(ctx.requests)
     posts = [q for q in ctx.requests if q.name == POST_NAME]
     failed_posts = sum(1 for q in posts if not 200 <= q.status < 300)
-    intents = read_intents(ctx.out_dir / INTENTS_FILE)
-    orders, truncated = read_orders(ctx.out_dir / ORDERS_FILE)
-    r = reconcile(intents, orders, truncated)
+    r, _ = reconcile_run(ctx.out_dir)
     drains = read_drains(ctx.out_dir / "logs")
     started = restarted(ctx.result.events)
     return {
@@ -204,7 +195,7 @@ def derive(ctx: DeriveContext) -> dict[str, object]:
         "lost_posts": r.lost,
         "duplicates": r.duplicates,
         "mismatches": r.mismatches,
-        "upstream_resets": sum(ctx.result.nginx_errors.get(k, 0) for k in UPSTREAM_RESET_KINDS),
+        "upstream_resets": ctx.result.nginx_error_count(*UPSTREAM_RESET_KINDS),
         "restarts": sum(started.values()),
         "replicas_restarted": len(started),
         "drains": len(drains),
@@ -461,6 +452,6 @@ LAB = Lab(
     ),
     parallel_variants=True,
     derive=derive,
-    collect=(Collect("api", "/orders?since=0&limit=10000", ORDERS_FILE),),
+    collect=(COLLECT_ORDERS,),
     exercise=EXERCISE,
 )

@@ -22,7 +22,6 @@ from labs.engine import edits
 from labs.engine.metrics import VariantResult
 from labs.engine.spec import (
     Check,
-    Collect,
     Exercise,
     Lab,
     LoadSpec,
@@ -31,7 +30,7 @@ from labs.engine.spec import (
     Upstream,
     Variant,
 )
-from labs.idempotency.reconcile import ORDERS_FILE, derive
+from labs.idempotency.reconcile import COLLECT_ORDERS, derive
 
 REPLICAS = 3
 USERS = 12
@@ -281,6 +280,6 @@ LAB = Lab(
     ),
     parallel_variants=True,
     derive=derive,
-    collect=(Collect("api", "/orders?since=0&limit=10000", ORDERS_FILE),),
+    collect=(COLLECT_ORDERS,),
     exercise=EXERCISE,
 )

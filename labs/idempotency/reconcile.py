@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labs.engine.metrics import VariantResult
-from labs.engine.spec import DeriveContext
+from labs.engine.spec import Collect, DeriveContext
 
 INTENTS_FILE = "intents.csv"
 ORDERS_FILE = "orders.json"
+COLLECT_ORDERS = Collect("api", "/orders?since=0&limit=10000", ORDERS_FILE)
+"""The store's contents, fetched before the topology stops (Lab.collect)."""
 RETRY_NAME = "/orders (client retry)"
 API_COUNTS = ("created", "replayed", "lost_responses", "in_flight_409", "key_reused_422")
 
@@ -104,6 +106,13 @@ def reconcile(
     )
 
 
+def reconcile_run(out_dir: Path) -> tuple[Reconciliation, list[Intent]]:
+    """A variant's intents.csv against its collected orders.json."""
+    intents = read_intents(out_dir / INTENTS_FILE)
+    orders, truncated = read_orders(out_dir / ORDERS_FILE)
+    return reconcile(intents, orders, truncated), intents
+
+
 def api_counts(result: VariantResult) -> Counter[str]:
     """The api's own counts, summed over its replicas (/admin/stats "orders")."""
     total: Counter[str] = Counter()
@@ -115,9 +124,7 @@ def api_counts(result: VariantResult) -> Counter[str]:
 
 
 def derive(ctx: DeriveContext) -> dict[str, object]:
-    intents = read_intents(ctx.out_dir / INTENTS_FILE)
-    orders, truncated = read_orders(ctx.out_dir / ORDERS_FILE)
-    r = reconcile(intents, orders, truncated)
+    r, intents = reconcile_run(ctx.out_dir)
     counts = api_counts(ctx.result)
     return {
         "intents": r.intents,
