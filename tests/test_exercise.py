@@ -104,8 +104,13 @@ def test_value_nginx_rejects_gets_nginx_message_and_line(env, tmp_path):
         env, tmp_path, "keepalive-502", {'keepalive_timeout = "60s"': 'keepalive_timeout = "0.9s"'}
     )
     assert result.returncode == 2
-    assert "nginx rejected the config" in result.stderr and "nginx.conf:" in result.stderr
     assert "Traceback" not in result.stderr
+    # Our line, then nginx's own two lines as nginx wrote them (not merged into one).
+    ours, emerg, failed = result.stderr.strip().splitlines()
+    conf = Path(env["LAB_EXERCISES_DIR"]) / "keepalive-502" / "rendered" / "nginx.conf"
+    assert ours == f"lab: error: nginx rejected the config {conf}:"
+    assert emerg.startswith("  nginx: [emerg] ") and f"{conf}:" in emerg
+    assert failed == f"  nginx: configuration file {conf} test failed"
 
 
 def test_every_lab_has_an_exercise():

@@ -84,6 +84,7 @@ def test_bad_edits_are_one_line_errors(workdir, replacements, message):
     [
         ({**FIX, "reset_timeout_s = 2.0": "reset_timeout_s = 3600"}, "never closes"),
         ({**FIX, "max_in_flight = 15": "max_in_flight = 1"}, "removes the payments calls"),
+        ({"max_connections = 30": "max_connections = 0"}, "means no limit"),
         ({**FIX, "read_s = 1\n": "read_s = 0.01\n"}, "fails healthy calls too"),
     ],
 )
@@ -91,6 +92,36 @@ def test_cheats_are_not_a_fix(exercise_env, tmp_path, replacements, reason):
     result = grade_with(exercise_env, tmp_path, "circuit-breaker", replacements)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "not a fix" in result.stdout and reason in result.stdout
+
+
+def _refusals(workdir: Path, replacements: dict[str, str]) -> list[str]:
+    """What the exercise's guards say about an edit (no load runs)."""
+    path = workdir / "edit.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_edited(replacements))
+    edited = exercise.load_edit(LAB, path)
+    return [reason for guard in LAB.exercise.guards if (reason := guard(edited))]
+
+
+@pytest.mark.parametrize(
+    "replacements",
+    [
+        {**FIX, "max_connections = 30": "max_connections = 0"},  # per-downstream, bulkhead
+        {**{k: v for k, v in FIX.items() if k != "max_in_flight = 0"},
+         "max_connections = 30": "max_connections = 0"},  # per-downstream, no bulkhead
+        {"max_connections = 30": "max_connections = 0"},  # the shared pool
+    ],
+    ids=["with-bulkhead", "own-pools", "shared"],
+)  # fmt: skip
+def test_an_unlimited_pool_is_not_a_fix(workdir, replacements):
+    refusals = _refusals(workdir, replacements)
+    assert len(refusals) == 1, refusals
+    assert refusals[0].startswith("max_connections = 0 means no limit (aiohttp's TCPConnector")
+    assert "removes the bulkhead under test" in refusals[0]
+
+
+def test_the_fix_passes_every_guard(workdir):
+    assert _refusals(workdir, FIX) == []
 
 
 @pytest.mark.lab

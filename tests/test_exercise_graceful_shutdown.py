@@ -9,7 +9,8 @@ import pytest
 from labs.engine import exercise
 from labs.engine.catalog import get_lab
 from labs.engine.errors import LabError
-from tests.conftest import grade_with
+from labs.graceful_shutdown import lab as graceful
+from tests.conftest import REPO_ROOT, grade_with
 
 LAB = "graceful-shutdown"
 DRAIN = {'shutdown_mode = "immediate"': 'shutdown_mode = "drain"'}
@@ -75,12 +76,49 @@ def test_bad_edits_are_one_line_errors(workdir, old, new, message):
      ({"rounds = 2": "rounds = 1"}, "fewer chances to lose a request"),
      ({'next_upstream = "error timeout"': 'next_upstream = "error timeout non_idempotent"'},
       "re-send a POST"),
-     ({**DRAIN, "keepalive = 32": "keepalive = 0"}, "turns nginx's connection pool off")],
+     ({**DRAIN, "keepalive = 32": "keepalive = 0"}, "turns nginx's connection pool off"),
+     ({'keepalive_timeout = "2s"': 'keepalive_timeout = "10ms"'}, "the same as keepalive = 0")],
 )  # fmt: skip
 def test_cheats_are_not_a_fix(exercise_env, tmp_path, replacements, reason):
     result = grade_with(exercise_env, tmp_path, LAB, replacements)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "not a fix" in result.stdout and reason in result.stdout
+
+
+def _refusals(workdir: Path, text: str) -> list[str]:
+    """What the exercise's guards say about an edit (no load runs)."""
+    lab = get_lab(LAB)
+    path = workdir / "edit.toml"
+    path.write_text(text)
+    edited = exercise.load_edit(lab, path)
+    return [reason for guard in lab.exercise.guards if (reason := guard(edited))]
+
+
+@pytest.mark.parametrize("timeout", ["0", "1ms", "50ms", "99ms"])
+def test_an_nginx_pool_that_closes_before_reuse_is_not_a_fix(workdir, timeout):
+    text = VALID.replace('keepalive_timeout = "2s"', f'keepalive_timeout = "{timeout}"')
+    refusals = _refusals(workdir, text)
+    assert len(refusals) == 1, refusals
+    assert refusals[0].startswith(f'nginx.upstream.keepalive_timeout = "{timeout}" closes')
+    assert "the same as keepalive = 0" in refusals[0] and "one every ~31 ms here" in refusals[0]
+
+
+@pytest.mark.parametrize("timeout", ["100ms", "500ms", "2s"])
+def test_an_nginx_pool_that_is_reused_passes_the_guards(workdir, timeout):
+    text = VALID.replace('keepalive_timeout = "2s"', f'keepalive_timeout = "{timeout}"')
+    assert _refusals(workdir, text) == []
+
+
+def test_the_pool_bound_comes_from_the_labs_load():
+    """MIN_POOL_IDLE_S is ~3 gaps between requests to one replica under the lab's load;
+    the think time it assumes is loadtests/orders.py's default, which LOAD keeps."""
+    orders = (REPO_ROOT / "loadtests" / "orders.py").read_text()
+    for name, value in zip(("MIN", "MAX"), graceful.THINK_S, strict=True):
+        assert f'os.environ.get("LAB_THINK_{name}_S", "{value:g}")' in orders
+    assert not any(key.startswith("LAB_THINK") for key in graceful.LOAD.env)
+    assert graceful.LOAD.users == graceful.USERS
+    assert 0.025 < graceful.REQUEST_GAP_S < 0.04
+    assert 2.5 * graceful.REQUEST_GAP_S <= graceful.MIN_POOL_IDLE_S <= 4 * graceful.REQUEST_GAP_S
 
 
 @pytest.mark.lab

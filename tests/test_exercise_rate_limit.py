@@ -29,7 +29,9 @@ def test_solution_moves_the_counters_to_redis():
         ('[api.ratelimit]\nstore = "redis"\nrate_per_s = 0\nburst = 10\n', "> 0"),
         ('[api.ratelimit]\nstore = "redis"\nrate_per_s = 10\nburst = 2.5\n', "whole number"),
         ('[api.ratelimit]\nstore = "redis"\nburst = 10\n', "rate_per_s is missing"),
-        ('[api]\nstore = "redis"\n', r"\[api.ratelimit\] is missing"),
+        ("[api]\n", r"\[api.ratelimit\] is missing"),
+        # a key in the wrong table is named, not ignored
+        ('[api]\nstore = "redis"\n', r"unknown key api.store \(known: api.ratelimit\)"),
     ],
 )  # fmt: skip
 def test_bad_edits_are_one_line_errors(tmp_path: Path, text: str, message: str):

@@ -31,7 +31,17 @@ def test_solution_adds_jitter_and_nothing_else():
         ("max_attempts = 20", "max_attempts = 0", "from 1 to 100"),
         ("deadline_s = 10.0", 'deadline_s = "10s"', "deadline_s must be a number of seconds"),
         ("enabled = false", "enabled = 1", "true or false"),
-        ("[gateway.retry_budget]\n", "", r"\[gateway.retry_budget\] is missing"),
+        # waits longer than the run can show: their requests would end after Locust stops
+        ("base_s = 2.0", "base_s = 30.0", r"gateway.retry.base_s must be .*, > 0 and <= 10$"),
+        ("cap_s = 4.0", "cap_s = 60", r"gateway.retry.cap_s must be .*, > 0 and <= 10$"),
+        ("deadline_s = 10.0", "deadline_s = 10.5", r"gateway.retry.deadline_s must be .*<= 10$"),
+        (
+            "[gateway.retry_budget]\nenabled = false\nratio = 0.1\n",
+            "",
+            r"\[gateway.retry_budget\] is missing",
+        ),
+        # without its header the budget's keys land in [gateway.retry]: named, not ignored
+        ("[gateway.retry_budget]\n", "", r"unknown key gateway.retry.enabled \(known: "),
     ],
 )
 def test_bad_edits_are_one_line_errors(tmp_path: Path, old: str, new: str, message: str):

@@ -86,12 +86,21 @@ def test_interrupted_run_leaves_nothing_behind(lab_env, tmp_path, sig, code, mom
     runner, run_id = start_and_interrupt_at(moment, lab_env, tmp_path, seed=sig + len(moment))
     try:
         runner.send_signal(sig)
+        sent = time.monotonic()
         _, stderr = runner.communicate(timeout=30)
+        took = time.monotonic() - sent
     finally:
         if runner.poll() is None:
             runner.kill()
     assert runner.returncode == code, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
+    # It says what it stops, in one line, and stops it all at once (within the 2 s
+    # interrupt grace, plus the unwinding), not one process after another.
+    stopping = [line for line in stderr.splitlines() if line.startswith("lab: stopping: ")]
+    assert len(stopping) == 1, stderr
+    if moment == "load":
+        assert "locust" in stopping[0] and "nginx" in stopping[0] and "api" in stopping[0]
+    assert took < 6, f"took {took:.1f} s to stop"
     assert_nothing_left(run_id, lab_env)
     assert not list((Path(lab_env["LAB_STATE_DIR"]) / "runs").glob("*.json"))
 
@@ -136,3 +145,33 @@ def test_up_status_curl_down(lab_env):
     assert not processes_with_run_id(status["run_id"])
     assert not pid_alive(status["pid"])
     assert json.loads(run_lab_cli("status", "--json", env=lab_env).stdout) == {"up": False}
+
+
+@pytest.mark.parametrize(
+    "lab, variant, parts",
+    [("keepalive-502", "broken", ["api-1"]), ("rate-limit", "redis", ["redis", "api-1", "api-3"])],
+)
+def test_status_lists_every_log_file_of_what_is_up(lab_env, lab, variant, parts):
+    up = run_lab_cli("up", lab, "--variant", variant, env=lab_env, timeout=60)
+    assert up.returncode == 0, up.stderr
+    try:
+        status = json.loads(run_lab_cli("status", "--json", env=lab_env).stdout)
+        files = status["log_files"]
+        for name in ["nginx-error", "nginx-access", "nginx-output", *parts, "supervisor"]:
+            assert name in files, sorted(files)
+        for name, path in files.items():
+            assert Path(path).is_absolute() and Path(path).is_file(), (name, path)
+        text = run_lab_cli("status", env=lab_env).stdout
+        assert all(f"{name}:" in text and path in text for name, path in files.items()), text
+        # The live logs: a request through nginx shows up in the access log at once.
+        access = run_lab_cli("status", "--log", "nginx-access", env=lab_env)
+        assert access.returncode == 0 and access.stdout == files["nginx-access"] + "\n"
+        with urllib.request.urlopen(f"{status['endpoints']['nginx']}/work?seen", timeout=5):
+            pass
+        assert wait_for(lambda: "/work" in Path(files["nginx-access"]).read_text(), timeout=5)
+        unknown = run_lab_cli("status", "--log", "nope", env=lab_env)
+        assert unknown.returncode == 2 and "known: nginx-error, nginx-access" in unknown.stderr
+    finally:
+        assert run_lab_cli("down", env=lab_env).returncode == 0
+    nothing = run_lab_cli("status", "--log", "nginx-error", env=lab_env)
+    assert nothing.returncode == 2 and "nothing is up" in nothing.stderr

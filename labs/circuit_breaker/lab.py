@@ -141,6 +141,7 @@ NAIVE = Variant(
     services=services(NO_TIMEOUTS, SHARED_POOL),
     load=LOAD,
     faults=FAULTS,
+    twin="breaker",
 )
 TIMEOUTS_VARIANT = replace(
     NAIVE,
@@ -148,12 +149,14 @@ TIMEOUTS_VARIANT = replace(
     summary=f"connect {CONNECT_S:g} s, read {READ_S:g} s, attempt {ATTEMPT_S:g} s, deadline "
     f"{DEADLINE_S:g} s; still one shared pool",
     services=services(TIMEOUTS, SHARED_POOL),
+    twin="",
 )
 BULKHEAD_VARIANT = replace(
     NAIVE,
     name="bulkhead",
     summary=f"timeouts + a pool of {BULKHEAD} and {BULKHEAD} calls in flight per downstream",
     services=services(TIMEOUTS, OWN_POOLS),
+    twin="",
 )
 BREAKER_VARIANT = replace(
     NAIVE,
@@ -161,6 +164,7 @@ BREAKER_VARIANT = replace(
     summary=f"timeouts + bulkhead + breaker (opens after {FAIL_MAX} failures, "
     f"{RESET_S:g} s reset, 1 trial)",
     services=services(TIMEOUTS, OWN_POOLS, BREAKER),
+    twin="bulkhead",
 )
 VARIANTS = (NAIVE, TIMEOUTS_VARIANT, BULKHEAD_VARIANT, BREAKER_VARIANT)
 
@@ -262,13 +266,20 @@ def load_before_fault(min_s: float) -> Check:
             "every variant (if not: Locust started late on a busy machine; run again)"
         )
 
-    return Check("steady_load_before_the_fault", evaluate, ())
+    return Check(
+        "steady_load_before_the_fault",
+        evaluate,
+        (),
+        not_applicable="a precondition of the experiment (steady load before the fault), "
+        "not a fix",
+    )
 
 
 CHECKS = (
     load_before_fault(3.0),
     cascade_vs_contained("naive", "breaker", 10.0),
-    unaffected("breaker", 3.0, min_requests=50),
+    # The bulkhead is what keeps /catalog unaffected: its twin is the variant without one.
+    replace(unaffected("breaker", 3.0, min_requests=50), twins={"breaker": "timeouts"}),
     fails_fast_while_open("breaker", 50.0, min_requests=50),
     cycles_and_closes("breaker", CLOSE_WITHIN_S),
 )
@@ -406,6 +417,21 @@ def timeouts_too_short(variant: Variant) -> str | None:
     return None
 
 
+def pool_unlimited(variant: Variant) -> str | None:
+    """max_connections = 0 is aiohttp's TCPConnector(limit=0): no limit. The shared pool
+    (or a downstream's own) then opens a connection per call, so a slow payments never
+    uses it up and /catalog never waits for one: the contention under test is gone."""
+    if int(_gateway_args(variant)["max-connections"]) == 0:  # type: ignore[call-overload]
+        return (
+            "max_connections = 0 means no limit (aiohttp's TCPConnector(limit=0) opens a "
+            "connection for every call): there is no pool left for a slow payments to use "
+            "up, which removes the bulkhead under test instead of building one. Give the "
+            f"pool a size (the broken settings' {POOL_CONNECTIONS}, or {BULKHEAD} per "
+            "downstream)."
+        )
+    return None
+
+
 def bulkhead_too_small(variant: Variant) -> str | None:
     in_flight = int(_gateway_args(variant).get("max-in-flight", 0))  # type: ignore[call-overload]
     if 0 < in_flight < MIN_BULKHEAD:
@@ -489,7 +515,7 @@ EXERCISE = Exercise(
     ),
     advice="bound every wait, give each downstream its own pool, and stop calling payments "
     "while it keeps failing",
-    guards=(timeouts_too_short, bulkhead_too_small, breaker_never_closes),
+    guards=(timeouts_too_short, pool_unlimited, bulkhead_too_small, breaker_never_closes),
     hints=(
         "With no timeout, a call to a slow payments holds its connection for 5 s. What else "
         "needs those connections?",

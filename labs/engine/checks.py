@@ -3,7 +3,8 @@ measured, in numbers, so a failing check reads like a grader's note."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 
 from labs.engine.metrics import VariantResult
 from labs.engine.spec import Check
@@ -27,7 +28,12 @@ def status_at_least(variant: str, status: int, count: int, share: float = 0.0) -
             f"expected {wanted}",
         )
 
-    return Check(f"{variant}_reproduces_{status}", evaluate, (variant,))
+    return Check(
+        f"{variant}_reproduces_{status}",
+        evaluate,
+        (variant,),
+        measure=lambda results: results[variant].count(status),
+    )
 
 
 def status_absent(variant: str, status: int, min_requests: int) -> Check:
@@ -42,11 +48,19 @@ def status_absent(variant: str, status: int, min_requests: int) -> Check:
             f"expected 0 over >= {min_requests} requests"
         )
 
-    return Check(f"{variant}_has_no_{status}", evaluate, (variant,))
+    return Check(
+        f"{variant}_has_no_{status}",
+        evaluate,
+        (variant,),
+        measure=lambda results: results[variant].count(status),
+    )
 
 
 def nginx_errors_at_least(variant: str, kinds: tuple[str, ...], count: int, label: str) -> Check:
     """nginx's error log for `variant` holds >= count entries of the given kinds."""
+
+    def entries(results: Mapping[str, VariantResult]) -> int:
+        return sum(results[variant].nginx_errors.get(kind, 0) for kind in kinds)
 
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results[variant]
@@ -58,4 +72,55 @@ def nginx_errors_at_least(variant: str, kinds: tuple[str, ...], count: int, labe
             f"{variant}: nginx error log has {total} ({listed}), expected >= {count}",
         )
 
-    return Check(f"{variant}_error_log_shows_{label}", evaluate, (variant,))
+    return Check(f"{variant}_error_log_shows_{label}", evaluate, (variant,), measure=entries)
+
+
+# --- tolerances as data ------------------------------------------------------------------
+# Most checks compare one number of a variant with a bound, or two variants' numbers by a
+# factor. Declared as data, their grader detail is generated: what was measured, what was
+# expected, in numbers.
+
+Number = Callable[[VariantResult], float]
+"""One number of a variant's result, e.g. `extra("outage_amplification")`."""
+
+
+def extra(key: str) -> Number:
+    """A number from the lab's derive hook (NaN when missing, so a check fails)."""
+    return lambda result: result.number(key)
+
+
+def within(name: str, variant: str, value: Number, low: float, high: float, what: str) -> Check:
+    """low <= value(variant) <= high (use -inf / inf for a one-sided bound)."""
+
+    def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
+        v = value(results[variant])
+        return low <= v <= high, f"{what}: {variant} {v:g}, expected {_bounds(low, high)}"
+
+    return Check(name, evaluate, (variant,), measure=lambda results: value(results[variant]))
+
+
+def ratio_at_least(
+    name: str, high: str, low: str, value: Number, factor: float, what: str
+) -> Check:
+    """value(high) >= factor x value(low)."""
+
+    def ratio(results: Mapping[str, VariantResult]) -> float:
+        a, b = value(results[high]), value(results[low])
+        return a / b if b else math.inf if a > 0 else math.nan
+
+    def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
+        a, b = value(results[high]), value(results[low])
+        return a >= factor * b, (
+            f"{what}: {high} {a:g} vs {low} {b:g} ({ratio(results):.2f}x), expected {high} >= "
+            f"{factor:g} x {low} = {factor * b:g}"
+        )
+
+    return Check(name, evaluate, (high, low), measure=ratio)
+
+
+def _bounds(low: float, high: float) -> str:
+    if math.isinf(low):
+        return f"<= {high:g}"
+    if math.isinf(high):
+        return f">= {low:g}"
+    return f"{low:g} .. {high:g}"

@@ -20,18 +20,25 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
-from rich.markdown import Markdown
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from labs.engine import exercise, report
+from labs.engine import exercise, junit, report, stability, terminal
 from labs.engine.catalog import all_labs, get_lab
 from labs.engine.errors import LabError
 from labs.engine.load import Progress as LoadProgress
 from labs.engine.metrics import VariantResult
 from labs.engine.ports import ensure_port_free
 from labs.engine.processes import pid_alive
-from labs.engine.runner import Interrupted, RunOptions, RunOutcome, run_lab, select_variants
+from labs.engine.runner import (
+    Interrupted,
+    RunOptions,
+    RunOutcome,
+    run_lab,
+    select_variants,
+    shortened,
+)
 from labs.engine.spec import Lab
 from labs.engine.state import (
     cleanup_run,
@@ -40,6 +47,7 @@ from labs.engine.state import (
     state_dir,
     sweep_stale_runs,
     up_file,
+    up_log,
 )
 from labs.engine.topology import TOPOLOGIES, preflight
 
@@ -148,7 +156,10 @@ def progress_text(load: LoadProgress | None) -> str:
 
 
 def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -> RunOutcome:
-    select_variants(lab, args.variant or ())  # unknown variant: fail before starting anything
+    variants = select_variants(lab, args.variant or ())  # unknown variant: fail before starting
+    unjudged = shortened(variants, args.duration)
+    if unjudged and not quiet:
+        err.print(f"{lab.name}: checks {unjudged}", highlight=False, markup=False)
     live = LiveProgress(lab)
     options = RunOptions(
         variants=args.variant or (),
@@ -165,33 +176,11 @@ def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -
 # --- output -----------------------------------------------------------------------------
 
 
-def results_table(outcomes: Sequence[RunOutcome]) -> Table:
-    table = Table(title=None, show_lines=False)
-    table.add_column("lab")
-    table.add_column("variant")
-    table.add_column("key numbers")
-    table.add_column("verdict")
-    for outcome in outcomes:
-        for index, (name, result) in enumerate(outcome.results.items()):
-            numbers = "  ".join(
-                f"{key.split('.', 1)[-1]}={_fmt(result.metric(key))}"
-                for key in outcome.lab.key_metrics
-            )
-            verdict = ""
-            if index == 0:
-                verdict = "[green]PASS[/]" if outcome.passed else "[red]FAIL[/]"
-            table.add_row(outcome.lab.name if index == 0 else "", name, numbers, verdict)
-    return table
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.1f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
-
-
 def print_checks(outcome: RunOutcome) -> None:
+    colour = {"PASS": "green", "FAIL": "red", "DEFECT": "red", "NOT JUDGED": "yellow"}
     for check in outcome.checks:
-        mark = "[green]PASS[/]" if check.passed else "[red]FAIL[/]"
-        out.print(f"{mark} {outcome.lab.name}/{check.name}: {check.detail}", highlight=False)
+        rest = escape(check.line(outcome.lab.name)[len(check.verdict) :])
+        out.print(f"[{colour[check.verdict]}]{check.verdict}[/]{rest}", highlight=False)
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -211,7 +200,18 @@ def cmd_list(_args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     lab = get_lab(args.lab)
-    out.print(Markdown(lab.guide.read_text()))
+    terminal.print_guide(out, lab.guide.read_text())
+    out.print("\nVariants (each check is re-judged on a variant's twin to prove it can fail):")
+    for variant in lab.variants:
+        role = f"twin: {variant.twin}" if variant.twin else ""
+        if variant.explore:
+            role = (
+                f"{role}; for exploring: {variant.explore}"
+                if role
+                else (f"for exploring: {variant.explore}")
+            )
+        out.print(f"  {variant.name}: {variant.summary}" + (f" ({role})" if role else ""),
+                  highlight=False, markup=False)  # fmt: skip
     return 0
 
 
@@ -221,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.to_dict()))
     else:
-        out.print(results_table([outcome]))
+        out.print(terminal.numbers_table(outcome))
         print_checks(outcome)
         out.print(f"report: {outcome.results_dir / 'report.html'}", highlight=False)
     return 0 if outcome.passed else 1
@@ -233,39 +233,104 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not args.all and not args.labs:
         raise LabError("name at least one lab, or --all (see `lab list`)")
     labs = all_labs() if args.all else [get_lab(name) for name in args.labs]
-    documents = []
+    for lab in labs:  # a duration no check can be judged at: say so before any lab runs
+        if shortened(lab.variants, args.duration):
+            raise LabError(
+                f"{lab.name}: {shortened(lab.variants, args.duration)}; `lab check` judges "
+                "every check: drop --duration or give a longer one"
+            )
+    if args.junit:
+        junit.ensure_writable(args.junit)
+    documents: list[dict[str, object]] = []
+    suites: list[junit.LabRun] = []
     passed = True
     for lab in labs:
-        started = time.monotonic()
-        outcome = run_with_progress(lab, args, quiet=True)
-        passed &= outcome.passed
-        documents.append(outcome.to_dict())
-        if not args.json:
-            for check in outcome.checks:
-                verdict = "PASS" if check.passed else "FAIL"
-                print(f"{verdict} {lab.name}/{check.name}: {check.detail}")
-            print(
-                f"{lab.name}: {'PASS' if outcome.passed else 'FAIL'} "
-                f"({time.monotonic() - started:.1f} s, {outcome.results_dir})"
-            )
+        outcomes = []
+        for number in range(1, (args.repeat or 1) + 1):
+            stamp, started = time.strftime("%Y-%m-%dT%H:%M:%S"), time.monotonic()
+            outcome = run_with_progress(lab, args, quiet=True)
+            seconds = time.monotonic() - started
+            outcomes.append(outcome)
+            passed &= outcome.passed
+            name = f"{lab.name} run {number}/{args.repeat}" if args.repeat else lab.name
+            directory = str(outcome.results_dir)
+            suites.append(junit.LabRun(lab.name, outcome.checks, seconds, directory, stamp, name))
+            if not args.repeat:
+                documents.append(outcome.to_dict())
+            if not args.json:
+                for check in outcome.checks:  # --repeat: only what did not pass
+                    if not args.repeat or check.verdict != "PASS":
+                        print(check.line(lab.name))
+                print(
+                    f"{name}: {'PASS' if outcome.passed else 'FAIL'} "
+                    f"({seconds:.1f} s, {outcome.results_dir})"
+                )
+        if args.repeat:
+            runs = [o.checks for o in outcomes]
+            directories = [str(o.results_dir) for o in outcomes]
+            documents.append(stability.lab_document(lab.name, runs, directories))
+            passed &= bool(documents[-1]["passed"])
+            if not args.json:
+                for band in stability.summarize(runs):
+                    print(band.line(lab.name))
+    if args.junit:
+        junit.write(args.junit, suites)
     if args.json:
-        print(
-            json.dumps(
-                documents[0] if len(documents) == 1 else {"passed": passed, "labs": documents}
-            )
-        )
+        if args.repeat:
+            document: object = {"passed": passed, "repeat": args.repeat, "labs": documents}
+        else:
+            single = len(documents) == 1
+            document = documents[0] if single else {"passed": passed, "labs": documents}
+        print(json.dumps(document))
     return 0 if passed else 1
 
 
+DEMO_LAB = "keepalive-502"
+DEMO_WHY = (
+    "the quickest lab that shows the whole job: a failure reproduced (broken: 502s from "
+    "a healthy api), its fix proven (fixed), and a retry that hides it (masked)"
+)
+
+
+def load_seconds(lab: Lab, duration: float | None) -> float:
+    """Seconds of load a full run of the lab takes (its variants at once, or in turn)."""
+    each = [duration or v.load.duration_s for v in lab.variants]
+    return max(each) if lab.parallel_variants else sum(each)
+
+
+def demo_plan(every: bool, duration: float | None) -> tuple[list[Lab], str]:
+    """The labs `lab demo` runs, and the line that says which and why."""
+    demo_labs = [lab for lab in all_labs() if lab.demo]
+    if every:
+        left_out = [lab.name for lab in all_labs() if not lab.demo]
+        minutes = sum(load_seconds(lab, duration) for lab in demo_labs) / 60
+        return demo_labs, (
+            f"demo: every demo lab, one after another ({len(demo_labs)}, over {minutes:.0f} "
+            f"min of load): {', '.join(lab.name for lab in demo_labs)}"
+            + (f"; not {', '.join(left_out)} (run them with `lab run`)" if left_out else "")
+        )
+    lab = get_lab(DEMO_LAB)
+    together = "side by side" if lab.parallel_variants else "one after another"
+    load = load_seconds(lab, duration)
+    return [lab], (
+        f"demo: {lab.name}, one lab end to end: its {len(lab.variants)} variants {together}, "
+        f"{load:.0f} s of load (about {load + 10:.0f} s in all). Why this one: {DEMO_WHY}. "
+        f"`lab demo --all` runs all {len(demo_labs)} demo labs (minutes)."
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """One lab end to end (`--all`: every demo lab), a summary that fits any terminal,
+    then the commands to try next."""
     args.variant = None
-    outcomes = []
-    for lab in [lab for lab in all_labs() if lab.demo]:
-        outcomes.append(run_with_progress(lab, args))
-    out.print(results_table(outcomes))
+    labs, intro = demo_plan(args.all, args.duration)
+    out.print(intro + "\n", highlight=False, markup=False, soft_wrap=False)
+    outcomes = [run_with_progress(lab, args) for lab in labs]
+    out.print(terminal.summary(outcomes))
     for outcome in outcomes:
-        print_checks(outcome)
         out.print(f"report: {outcome.results_dir / 'report.html'}", highlight=False)
+    more = [] if args.all else [("lab demo --all", "every demo lab, one after another")]
+    out.print("\n" + terminal.next_steps(labs[0], more), highlight=False, markup=False)
     return 0 if all(o.passed for o in outcomes) else 1
 
 
@@ -310,7 +375,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None:
         argv += ["--port", str(args.port)]
     argv += ["--topology", args.topology]
-    log = state_dir() / "up" / f"{run_id}.log"
+    log = up_log(run_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
         supervisor = subprocess.Popen(
@@ -335,7 +400,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         highlight=False,
         soft_wrap=True,
     )
-    out.print(f"  logs:   {record['logs']}\n  stop:   lab down", highlight=False)
+    out.print(f"  logs:   {record['logs']} (each file: lab status)\n  stop:   lab down",
+              highlight=False)  # fmt: skip
     return 0
 
 
@@ -374,6 +440,8 @@ def _stop_supervisor(pid: int, run_id: str) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     record = read_json(up_file())
     alive = bool(record) and pid_alive(int(record.get("pid", 0)))
+    if args.log:
+        return _print_log_path(record if alive else None, args.log)
     if args.json:
         print(json.dumps({"up": alive, **(record or {})} if alive else {"up": False}))
         return 0
@@ -384,12 +452,28 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"[bold]{record['lab']}[/] / [bold]{record['variant']}[/]: {record['status']} "
         f"since {record['started_at']}"
     )
-    for name, url in [("nginx", record.get("endpoints", {}).get("nginx"))] + [
-        (name, ", ".join(urls))
-        for name, urls in record.get("endpoints", {}).get("services", {}).items()
-    ]:
+    endpoints = record.get("endpoints", {})
+    for name, url in [("nginx", endpoints.get("nginx"))] + [
+        (name, ", ".join(urls)) for name, urls in endpoints.get("services", {}).items()
+    ] + list(endpoints.get("parts", {}).items()):  # fmt: skip
         if url:
             out.print(f"  {name}: {url}", highlight=False)
+    if files := record.get("log_files"):
+        out.print('  logs (live; `tail -f "$(lab status --log NAME)"` follows one):')
+        width = max(len(name) for name in files)
+        for name, path in files.items():
+            out.print(f"    {name + ':':<{width + 1}} {path}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _print_log_path(record: dict | None, name: str) -> int:
+    """`lab status --log NAME`: the path alone, for `tail -f "$(lab status --log ...)"`."""
+    if record is None:
+        raise LabError("nothing is up (start a lab with `lab up LAB --variant V`)")
+    files = record.get("log_files") or {}
+    if name not in files:
+        raise LabError(f"no log {name!r} (known: {', '.join(files) or 'none yet'})")
+    print(files[name])
     return 0
 
 
@@ -413,7 +497,7 @@ def cmd_down(_args: argparse.Namespace) -> int:
 def cmd_exercise(args: argparse.Namespace) -> int:
     lab = get_lab(args.lab)
     workspace, written = exercise.create(lab, reset=args.reset)
-    out.print(Markdown(exercise.task_text(lab)))
+    terminal.print_guide(out, exercise.task_text(lab))
     if not written:
         out.print(f"{workspace.directory} already exists: your edits are kept "
                   f"(`lab exercise {lab.name} --reset` starts over)", highlight=False)  # fmt: skip
@@ -519,10 +603,20 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run labs' checks, CI-style terse output")
     check.add_argument("labs", nargs="*", metavar="LAB", help="lab names")
     check.add_argument("--all", action="store_true", help="every lab in the catalog")
+    check.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")
+    check.add_argument(
+        "--repeat",
+        type=stability.repeat_count,
+        metavar="N",
+        help="run each lab N times (1-50): each check's pass rate and value band",
+    )
     run_options(check)
     check.set_defaults(handler=cmd_check, variant=None)
 
-    demo = commands.add_parser("demo", help="run the demo labs and print a summary table")
+    demo = commands.add_parser(
+        "demo", help=f"one lab end to end ({DEMO_LAB}), a summary, what to try next"
+    )
+    demo.add_argument("--all", action="store_true", help="every demo lab, one after another")
     run_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
@@ -545,6 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="what `lab up` has running, with its URLs")
     status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument(
+        "--log", metavar="NAME", help="print one log's path (nginx-error, nginx-access, api-1, ...)"
+    )
     status.set_defaults(handler=cmd_status)
 
     commands.add_parser("down", help="stop what `lab up` started").set_defaults(handler=cmd_down)

@@ -82,6 +82,10 @@ class ComposeTopology:
         self._started = False
         self._up: asyncio.subprocess.Process | None = None
         self.endpoints: Endpoints | None = None
+        self.servers: list[str] = []
+        """nginx's upstream servers (replica:port), in replica order."""
+        self.removed: set[int] = set()
+        """Indices in `servers` that a "remove" fault took out."""
 
     # --- start ------------------------------------------------------------------------
 
@@ -90,20 +94,11 @@ class ComposeTopology:
             ensure_port_free(self.nginx_port)
         self.client = await asyncio.to_thread(dockerenv.docker_client)
         labels = {dockerenv.RUN_LABEL: self.run_id, "lab.variant": self.variant.name}
-        document, servers = compose_file.render(
+        document, self.servers = compose_file.render(
             self.variant, nginx_conf=self.conf_path, labels=labels, nginx_port=self.nginx_port
         )
-        config = nginx.render_config(
-            self.variant.nginx,
-            lab=self.lab.name,
-            variant=self.variant.name,
-            listen=f"0.0.0.0:{compose_file.NGINX_PORT}",
-            servers=servers,
-            layout=nginx.NginxLayout(Path(compose_file.NGINX_PREFIX)),
-            user="",
-        )
         self.conf_path.parent.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(config)
+        self.conf_path.write_text(self.nginx_config())
         self.conf_path.chmod(0o644)  # read by the container's unprivileged user
         header = (
             f"Compose project {self.project}: {self.lab.name} / {self.variant.name}.\n"
@@ -115,6 +110,19 @@ class ComposeTopology:
         self._started = True
         await self._compose_up()
         return await self._wait_ready()
+
+    def nginx_config(self) -> str:
+        """nginx's config for the container: the upstream's servers less the removed."""
+        spec, servers = nginx.without_servers(self.variant.nginx, self.servers, self.removed)
+        return nginx.render_config(
+            spec,
+            lab=self.lab.name,
+            variant=self.variant.name,
+            listen=f"0.0.0.0:{compose_file.NGINX_PORT}",
+            servers=servers,
+            layout=nginx.NginxLayout(Path(compose_file.NGINX_PREFIX)),
+            user="",
+        )
 
     def compose_argv(self, *args: str) -> list[str]:
         return [
@@ -278,6 +286,49 @@ class ComposeTopology:
                 self.endpoints.services[service][index] = url
             await self._wait_healthy(name, f"{url}/readyz")
         return names
+
+    async def remove(self, service: str, replica: int | None) -> list[str]:
+        """Mid-run, take replicas of nginx's backend out of its upstream, as a scale-in
+        does: rewrite the mounted config without them (in place: the bind mount follows
+        the file), `nginx -t` it inside the nginx container, then SIGHUP nginx (its PID
+        1) to reload. The replicas' containers keep running; returns their names."""
+        if service != self.variant.nginx.backend:
+            raise LabError(
+                f"cannot remove {service}: nginx's upstream is {self.variant.nginx.backend}"
+            )
+        names = {c.labels.get(dockerenv.SERVICE_LABEL, c.name) for c in
+                 await asyncio.to_thread(self._targets, service, replica)}  # fmt: skip
+        hit = {i for i, server in enumerate(self.servers) if server.split(":")[0] in names}
+        before = set(self.removed)
+        self.removed |= hit
+
+        def reload() -> None:
+            previous = self.conf_path.read_text()
+            self.conf_path.write_text(self.nginx_config())
+            proxy = self.containers()["nginx"]
+            prefix = compose_file.NGINX_PREFIX
+            code, output = proxy.exec_run(
+                ["nginx", "-t", "-q", "-p", prefix, "-e", f"{prefix}/error.log",
+                 "-c", compose_file.NGINX_CONF]
+            )  # fmt: skip
+            if code != 0:
+                self.conf_path.write_text(previous)
+                output_text = output.decode(errors="replace")
+                raise LabError(nginx.rejected(self.conf_path, output_text, code))
+            proxy.kill(signal="SIGHUP")
+
+        try:
+            await asyncio.to_thread(reload)
+        except LabError:
+            self.removed = before
+            raise
+        return [self.servers[i].split(":")[0] for i in sorted(hit)]
+
+    def log_files(self) -> dict[str, Path]:
+        """The logs written on this machine while the containers run: Compose's own.
+        The containers' output and nginx's logs are saved to `logs/` and `nginx/` when
+        the topology stops (live: `docker compose -p PROJECT logs -f`)."""
+        return {"compose": self.log_dir / "compose.log"}
 
     # --- stop ---------------------------------------------------------------------------
 

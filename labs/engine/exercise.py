@@ -4,7 +4,9 @@ runs their edit against the lab's own load and says whether the fix holds.
 exercises/<lab>/ holds the editable settings file (TOML), TASK.md, and how many
 hints have been shown. Grading runs the untouched broken variant ("before") and
 the learner's edit ("after") side by side, so the verdict compares two numbers
-measured on the same machine at the same time.
+measured on the same machine at the same time; when "before" did not show the failure
+this time, the grade is void (not a pass). A settings file is checked against the keys
+the exercise's own file has: an unknown one (a typo) is refused, not ignored.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from labs.engine import nginx
 from labs.engine.errors import LabError
+from labs.engine.metrics import VariantResult
 from labs.engine.runner import RunOptions, RunOutcome, run_lab
 from labs.engine.spec import Exercise, Lab, Variant
 
@@ -106,6 +111,41 @@ def solution_diff(lab: Lab) -> str:
     )
 
 
+def dotted_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every key of parsed TOML as a dotted path, tables included, in file order:
+    {"nginx": {"upstream": {"keepalive": 32}}} -> nginx, nginx.upstream,
+    nginx.upstream.keepalive. Arrays are values: their items are not walked."""
+    keys = []
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        keys.append(key)
+        if isinstance(value, Mapping):
+            keys.extend(dotted_keys(value, f"{key}."))
+    return keys
+
+
+def unknown_key(given: Sequence[str], known: Sequence[str]) -> str | None:
+    """A one-line complaint about the first key of `given` that `known` lacks (a key the
+    exercise would silently ignore, such as a typo), with the keys known beside it."""
+    unknown = next((key for key in given if key not in known), None)
+    if unknown is None:
+        return None
+    table = unknown.rpartition(".")[0]
+    beside = [key for key in known if key.rpartition(".")[0] == table]
+    return f"unknown key {unknown} (known: {', '.join(beside)})"
+
+
+def missing_key(exc: KeyError, known: Sequence[str], given: Sequence[str]) -> str:
+    """A KeyError from an exercise's `apply` as one line without str(KeyError)'s quotes:
+    its message as is ("api.keepalive_timeout_s is missing", from labs.engine.edits), or,
+    for a bare key a lab looked up itself (data["breaker"]), the dotted key that is missing."""
+    message = str(exc.args[0]) if exc.args else "a key is missing"
+    if " " in message:
+        return message
+    missing = [k for k in known if k not in given and k.rpartition(".")[2] == message]
+    return f"{missing[0] if missing else message} is missing"
+
+
 def load_edit(lab: Lab, path: Path | None = None) -> Variant:
     """The learner's settings file as a variant; one-line errors for bad files."""
     exercise = exercise_of(lab)
@@ -116,11 +156,17 @@ def load_edit(lab: Lab, path: Path | None = None) -> Variant:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise LabError(f"{path}: {exc}") from None
+    broken = lab.variant(exercise.broken)
+    known = dotted_keys(tomllib.loads(exercise.settings(broken)))
+    if problem := unknown_key(dotted_keys(data), known):
+        raise LabError(f"{path}: {problem}")
     try:
-        edited = exercise.apply(lab.variant(exercise.broken), data)
-    except (ValueError, KeyError, TypeError) as exc:
+        edited = exercise.apply(broken, data)
+    except KeyError as exc:
+        raise LabError(f"{path}: {missing_key(exc, known, dotted_keys(data))}") from None
+    except (ValueError, TypeError) as exc:
         raise LabError(f"{path}: {exc}") from None
-    return replace(edited, name="after", summary="your edit")
+    return replace(edited, name="after", summary="your edit", twin="")
 
 
 def check_nginx_config(lab: Lab, variant: Variant) -> None:
@@ -151,7 +197,7 @@ def grade(lab: Lab, options: RunOptions, path: Path | None = None) -> Grade:
         if reason:
             return Grade(False, f"not a fix: {reason}", None)
     check_nginx_config(lab, edited)
-    before = replace(lab.variant(exercise.broken), name="before")
+    before = replace(lab.variant(exercise.broken), name="before", twin="")
     graded = replace(
         lab,
         name=f"{lab.name}-grade",
@@ -160,13 +206,29 @@ def grade(lab: Lab, options: RunOptions, path: Path | None = None) -> Grade:
         parallel_variants=exercise.grade_in_parallel,
     )
     outcome = run_lab(graded, replace(options, variants=()))
-    measured_before = exercise.measure(outcome.results["before"])
-    measured_after = exercise.measure(outcome.results["after"])
-    if exercise.holds(outcome.results["after"]):
-        verdict = f"before your change: {measured_before}; after: {measured_after} - the fix holds"
-        return Grade(True, verdict, outcome)
-    verdict = (
+    passed, verdict = judge(exercise, outcome.results["before"], outcome.results["after"], lab.name)
+    return Grade(passed, verdict, outcome)
+
+
+def judge(
+    exercise: Exercise, before: VariantResult, after: VariantResult, lab_name: str
+) -> tuple[bool, str]:
+    """(passed, verdict) for a graded pair of runs. The edit is judged only against a
+    "before" that showed the failure: when the untouched broken settings held this time
+    (a quiet machine, an unlucky race), "after" holding proves nothing, and the grade is
+    void (not passed) whatever "after" did."""
+    measured_before, measured_after = exercise.measure(before), exercise.measure(after)
+    if exercise.holds(before):
+        return False, (
+            "void: the untouched broken settings did not reproduce the failure this time "
+            f"(before: {measured_before}; after: {measured_after}), so this run cannot tell "
+            f"whether your change fixed it; run `lab grade {lab_name}` again"
+        )
+    if exercise.holds(after):
+        return True, (
+            f"before your change: {measured_before}; after: {measured_after} - the fix holds"
+        )
+    return False, (
         f"before your change: {measured_before}; after your change: still {measured_after}; "
         f"expected {exercise.expected} - {exercise.advice}"
     )
-    return Grade(False, verdict, outcome)

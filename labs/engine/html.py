@@ -13,7 +13,8 @@ from markdown_it import MarkdownIt
 
 from labs.engine.metrics import VariantResult
 from labs.engine.plots import RenderedPlot
-from labs.engine.spec import CheckResult, Lab
+from labs.engine.spec import Lab
+from labs.engine.verdicts import CheckResult, all_ok
 
 TEMPLATE = "report.html.j2"
 LATENCY_KEYS = ("p50_ms", "p95_ms", "p99_ms")
@@ -65,7 +66,7 @@ def render(
     ]
     return _environment.get_template(TEMPLATE).render(
         lab=lab,
-        passed=all(c.passed for c in checks),
+        passed=all_ok(list(checks)),
         checks=checks,
         columns=[c.split(".", 1)[-1].replace("_", " ") for c in columns],
         rows=rows,

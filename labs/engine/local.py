@@ -69,6 +69,11 @@ class LocalTopology:
         self.prefix = Path(tempfile.mkdtemp(prefix=f"lab-{group.run_id}-"))
         self.layout = nginx.NginxLayout(self.prefix)
         self.log_dir = artifacts_dir / "logs"
+        self.listen = ""
+        self.upstream: list[tuple[str, str]] = []
+        """(replica name, host:port) of every server in nginx's upstream, in order."""
+        self.removed: set[int] = set()
+        """Indices in `upstream` that a "remove" fault took out."""
 
     async def start(self) -> Endpoints:
         if self.nginx_port is not None:
@@ -104,21 +109,63 @@ class LocalTopology:
         backend = self.variant.nginx.backend
         if backend not in services:
             raise LabError(f"nginx backend {backend!r} is not a service of this variant")
-        config = nginx.render_config(
-            self.variant.nginx,
-            lab=self.lab.name,
-            variant=self.variant.name,
-            listen=f"{HOST}:{nginx_port}",
-            servers=[u.removeprefix("http://") for u in urls[backend]],
-            layout=self.layout,
-        )
-        nginx.write_config(config, self.layout)
-        nginx.test_config(self.layout)
+        self.listen = f"{HOST}:{nginx_port}"
+        backend_spec = next(s for s in self.variant.services if s.name == backend)
+        self.upstream = [
+            (backend_spec.replica_name(i), u.removeprefix("http://"))
+            for i, u in enumerate(urls[backend])
+        ]
+        self._write_nginx_config()
         proxy = self.group.start("nginx", nginx.nginx_argv(self.layout), log_dir=self.log_dir)
         self.children.append(proxy)
         nginx_url = f"http://{HOST}:{nginx_port}"
         await wait_healthy(proxy, f"{nginx_url}/healthz", log=self.layout.error_log)
         return Endpoints(nginx_url, services, part_urls)
+
+    def _write_nginx_config(self) -> None:
+        """Render nginx's config with the upstream's servers (less the removed ones),
+        write it and `nginx -t` it; on a rejection the previous config stays."""
+        spec, servers = nginx.without_servers(
+            self.variant.nginx, [server for _, server in self.upstream], self.removed
+        )
+        config = nginx.render_config(
+            spec,
+            lab=self.lab.name,
+            variant=self.variant.name,
+            listen=self.listen,
+            servers=servers,
+            layout=self.layout,
+        )
+        previous = self.layout.conf.read_text() if self.layout.conf.exists() else None
+        nginx.write_config(config, self.layout)
+        try:
+            nginx.test_config(self.layout)
+        except LabError:
+            if previous is not None:
+                self.layout.conf.write_text(previous)
+            raise
+
+    async def remove(self, service: str, replica: int | None) -> list[str]:
+        """Mid-run, take replicas of nginx's backend out of its upstream, as a scale-in
+        does: render the config without them, `nginx -t` it and reload nginx (SIGHUP:
+        new workers route by the new upstream, the old ones finish the requests they
+        hold and exit). The replicas keep running; returns their names."""
+        if service != self.variant.nginx.backend:
+            raise LabError(
+                f"cannot remove {service}: nginx's upstream is {self.variant.nginx.backend}"
+            )
+        names = {c.name for c in self.processes(service, replica)}
+        hit = {i for i, (name, _) in enumerate(self.upstream) if name in names}
+        before = set(self.removed)
+        self.removed |= hit
+        try:
+            await asyncio.to_thread(self._write_nginx_config)
+        except LabError:
+            self.removed = before
+            raise
+        (proxy,) = self.processes("nginx")
+        os.kill(proxy.pid, signal.SIGHUP)
+        return [self.upstream[i][0] for i in sorted(hit)]
 
     def processes(self, service: str, replica: int | None = None) -> list[Child]:
         """The running children of a service (`api` -> api-1, api-2, ...) or of a part."""
@@ -159,6 +206,15 @@ class LocalTopology:
             started.append(wait_healthy(child, f"{url}/readyz"))
         await asyncio.gather(*started)
         return [c.name for c in ended]
+
+    def log_files(self) -> dict[str, Path]:
+        """Every log this topology writes to while it runs, by name: nginx's error and
+        access logs (in its temp prefix until `stop()` copies them to `nginx/`), then
+        each process's output (services, parts such as redis, nginx's own stderr)."""
+        files = {"nginx-error": self.layout.error_log, "nginx-access": self.layout.access_log}
+        for child in self.children:
+            files["nginx-output" if child.name == "nginx" else child.name] = child.log_path
+        return {name: path.resolve() for name, path in files.items()}
 
     def stop(self) -> None:
         """Stop nginx first (no new traffic), then the services; keep nginx's files."""

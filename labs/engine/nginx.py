@@ -8,7 +8,8 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jinja2
@@ -113,6 +114,20 @@ def render_config(
     )
 
 
+def without_servers(
+    spec: NginxSpec, servers: Sequence[str], removed: Collection[int]
+) -> tuple[NginxSpec, list[str]]:
+    """nginx's upstream with the servers at the `removed` indices left out, as a
+    scale-in leaves it (the "remove" fault): the servers that stay, each with its own
+    weight."""
+    keep = [i for i in range(len(servers)) if i not in removed]
+    if not keep:
+        raise LabError("cannot take every server out of nginx's upstream")
+    weights = tuple(w for i, w in enumerate(spec.upstream.weights) if i in keep)
+    upstream = replace(spec.upstream, weights=weights)
+    return replace(spec, upstream=upstream), [servers[i] for i in keep]
+
+
 def write_config(text: str, layout: NginxLayout) -> None:
     layout.prefix.mkdir(parents=True, exist_ok=True)
     layout.temp.mkdir(exist_ok=True)
@@ -134,8 +149,16 @@ def test_config(layout: NginxLayout) -> None:
     argv = nginx_argv(layout)[:-2] + ["-t", "-q"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
-        message = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
-        raise LabError(f"nginx rejected the config {layout.conf}: {message}")
+        raise LabError(rejected(layout.conf, result.stderr, result.returncode))
+
+
+def rejected(conf: Path | str, output: str, returncode: int) -> str:
+    """Our line naming the config, then nginx's own message line by line, as nginx wrote
+    it (its lines are separate statements: "[emerg] ... in FILE:LINE", then "test
+    failed"), each indented under ours."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    message = "\n".join(f"  {line}" for line in lines) or f"  exit status {returncode}"
+    return f"nginx rejected the config {conf}:\n{message}"
 
 
 # nginx error-log messages, by the failure kind they reveal.

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+INTERRUPT_GRACE_S = 2.0
+"""After Ctrl-C or SIGTERM, how long the children get to exit before SIGKILL: a run
+that was interrupted keeps no results, so nothing is worth waiting longer for."""
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
@@ -51,12 +54,15 @@ class Child:
 
 
 class ProcessGroup:
-    """Starts children and stops all of them, newest first, on any exit path."""
+    """Starts children and stops all of them, together, on any exit path."""
 
     def __init__(self, run_id: str, log_dir: Path) -> None:
         self.run_id = run_id
         self.log_dir = log_dir
         self.children: list[Child] = []
+        self.kill_at: float | None = None
+        """Set by `interrupt()`: the monotonic time after which a child still running
+        is SIGKILLed, whoever stops it."""
 
     def start(
         self,
@@ -89,12 +95,40 @@ class ProcessGroup:
     def pids(self) -> list[int]:
         return [child.pid for child in self.children if child.alive()]
 
+    def describe(self) -> str:
+        """What is running, by kind, newest first: "3 locust, 2 api, nginx, redis"."""
+        counts: dict[str, int] = {}
+        for child in reversed(self.children):
+            if child.alive():
+                kind = child.name.rstrip("0123456789").removesuffix("-") or child.name
+                counts[kind] = counts.get(kind, 0) + 1
+        return ", ".join(f"{n} {kind}" if n > 1 else kind for kind, n in counts.items())
+
+    def interrupt(self, grace_s: float = INTERRUPT_GRACE_S) -> str:
+        """The run was interrupted: SIGTERM every running child at once (not one after
+        another), and SIGKILL whatever still runs `grace_s` later, when it is stopped.
+        Returns what was running (`describe()`); "" if already interrupted."""
+        if self.kill_at is not None:
+            return ""
+        running = self.describe()
+        self.kill_at = time.monotonic() + grace_s
+        for child in self.children:
+            if child.alive():
+                _signal_group(child.pid, signal.SIGTERM)
+        return running
+
+    def _grace(self, grace_s: float) -> float:
+        if self.kill_at is None:
+            return grace_s
+        return max(0.0, min(grace_s, self.kill_at - time.monotonic()))
+
     def stop(self, child: Child, grace_s: float = 5.0) -> None:
-        stop_process_group(child.process, grace_s)
+        stop_process_group(child.process, self._grace(grace_s))
 
     def stop_all(self, grace_s: float = 5.0) -> None:
-        for child in reversed(self.children):
-            stop_process_group(child.process, grace_s)
+        """SIGTERM every child at once and wait for them together: the slowest one's
+        grace, not the sum of all of them."""
+        stop_process_groups([c.process for c in reversed(self.children)], self._grace(grace_s))
         self.children.clear()
 
 
@@ -110,6 +144,25 @@ def stop_process_group(process: subprocess.Popen[bytes], grace_s: float) -> None
         _signal_group(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
     _reap_group(process.pid)
+
+
+def stop_process_groups(processes: Sequence[subprocess.Popen[bytes]], grace_s: float) -> None:
+    """`stop_process_group` for many at once: SIGTERM all, wait for all together at most
+    `grace_s`, SIGKILL the rest."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while any(p.poll() is None for p in running) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for process in running:
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGKILL)
+    for process in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+    for process in processes:
+        _reap_group(process.pid)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -14,10 +14,12 @@ from pathlib import Path
 from labs.engine import html, plots
 from labs.engine.errors import LabError
 from labs.engine.metrics import VariantResult
-from labs.engine.spec import CheckResult, Lab
+from labs.engine.spec import Lab
 from labs.engine.state import write_json_atomic
+from labs.engine.verdicts import CheckResult, all_ok
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: each check has judged, fails_without_fix and without_fix (labs/engine/verdicts.py)."""
 
 
 def create_results_dir(root: Path, lab: str) -> Path:
@@ -54,10 +56,10 @@ def results_document(
         "title": lab.title,
         "question": lab.question,
         "topology": "local",
-        "passed": all(c.passed for c in checks),
+        "passed": all_ok(list(checks)),
         "results_dir": str(results_dir),
         "variants": variants,
-        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
+        "checks": [c.to_dict() for c in checks],
     }
 
 
@@ -100,6 +102,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+PROOF_WORDS: dict[object, str] = {True: "yes", False: "NO", "not_applicable": "not applicable"}
+
+
+def check_verdict(check: Mapping[str, object]) -> str:
+    """PASS / FAIL / DEFECT / NOT JUDGED from a results.json check entry."""
+    if not check.get("judged", True):
+        return "NOT JUDGED"
+    if not check["passed"]:
+        return "FAIL"
+    return "DEFECT" if check.get("fails_without_fix") is False else "PASS"
+
+
 def markdown(document: dict, lab: Lab, rendered: Sequence[plots.RenderedPlot] = ()) -> str:
     lines = [f"# {lab.title}", "", f"> {lab.question}", ""]
     lines += ["## Variants", ""]
@@ -118,8 +132,9 @@ def markdown(document: dict, lab: Lab, rendered: Sequence[plots.RenderedPlot] = 
     lines += [f"- **{name}**: {v['summary']}" for name, v in document["variants"].items()]
     lines += ["", "## Checks", ""]
     for check in document["checks"]:
-        verdict = "PASS" if check["passed"] else "FAIL"
-        lines.append(f"- **{verdict}** `{check['name']}`: {check['detail']}")
+        lines.append(f"- **{check_verdict(check)}** `{check['name']}`: {check['detail']}")
+        proof = PROOF_WORDS.get(check.get("fails_without_fix"), "not proven")
+        lines.append(f"  - fails without its fix: {proof} ({check.get('without_fix', '')})")
     verdict = "all checks passed" if document["passed"] else "at least one check FAILED"
     lines += ["", f"Verdict: {verdict}.", "", "## Requests per second (1 s buckets)", ""]
     for name, v in document["variants"].items():

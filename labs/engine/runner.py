@@ -4,6 +4,7 @@ faults, measure, tear down; then judge the checks and write the results."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -19,9 +20,10 @@ from labs.engine.metrics import VariantResult, read_requests, summarize
 from labs.engine.processes import Child, ProcessGroup
 from labs.engine.scrape import SCRAPE_INTERVAL_S, scrape_metrics
 from labs.engine.signals import Interrupted, interrupts_raise, run_interruptible
-from labs.engine.spec import CheckResult, Collect, DeriveContext, FaultStep, Lab, Variant
+from labs.engine.spec import Collect, DeriveContext, FaultStep, Lab, Variant
 from labs.engine.state import new_run_id, registered_run, sweep_stale_runs
 from labs.engine.topology import Topology, TopologyKind, make_topology, preflight, release
+from labs.engine.verdicts import CheckResult, all_ok, judge
 
 LOCUST_GRACE_S = 30.0
 """How long past its duration Locust may take (start-up, stop timeout, writing files)."""
@@ -48,7 +50,8 @@ class RunOutcome:
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+        """Every judged check passed and none would pass without its fix."""
+        return all_ok(self.checks)
 
     def to_dict(self) -> dict[str, object]:
         return report.results_document(self.lab, self.results, self.checks, self.results_dir)
@@ -58,10 +61,37 @@ def select_variants(lab: Lab, names: Sequence[str]) -> list[Variant]:
     return [lab.variant(name) for name in names] if names else list(lab.variants)
 
 
+def shortened(variants: Sequence[Variant], duration_s: float | None) -> str:
+    """Why the checks cannot be judged at `duration_s` ("" when they can: the lab's own
+    duration or longer). A duration that would cancel a fault is refused (LabError)."""
+    if duration_s is None:
+        return ""
+    for variant in variants:
+        for step in variant.faults:
+            if step.at_s >= duration_s:
+                last = max(s.at_s for s in variant.faults)
+                target = (
+                    step.service if step.replica is None else f"{step.service}-{step.replica + 1}"
+                )
+                raise LabError(
+                    f"--duration {duration_s:g} is too short for {variant.name}: its fault "
+                    f"'{step.action} {target}' comes at {step.at_s:g} s; give more than "
+                    f"{last:g} s (the lab's own duration is {variant.load.duration_s:g} s)"
+                )
+    tuned = max(v.load.duration_s for v in variants)
+    if duration_s < tuned:
+        return (
+            f"not judged: the load was shortened to {duration_s:g} s, and the checks are "
+            f"tuned for {tuned:g} s"
+        )
+    return ""
+
+
 def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
     """Run the lab's variants one after another. Every process started here is
     stopped before this returns or raises, including on SIGINT and SIGTERM."""
     variants = select_variants(lab, options.variants)
+    unjudged = shortened(variants, options.duration_s)
     if options.duration_s is not None:
         variants = [
             replace(v, load=replace(v.load, duration_s=options.duration_s)) for v in variants
@@ -73,18 +103,29 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
     group = ProcessGroup(run_id, results_dir / "logs")
     with interrupts_raise(), registered_run(run_id, lab.name, "run"):
         try:
-            results = run_interruptible(_run_variants(lab, variants, group, results_dir, options))
+            results = run_interruptible(
+                _run_variants(lab, variants, group, results_dir, options),
+                on_signal=lambda _signum: stopping(group),
+            )
+        except Interrupted:
+            stopping(group)  # the signal came outside the loop (no-op if said already)
+            raise
         finally:
             group.stop_all()
             release(options.topology, run_id)
-    checks = judge(lab, results)
+    checks = judge(lab, results, unjudged)
     outcome = RunOutcome(lab, results, checks, results_dir)
     report.write(outcome.to_dict(), lab, results_dir, results, checks)
     return outcome
 
 
-def judge(lab: Lab, results: dict[str, VariantResult]) -> list[CheckResult]:
-    return [check.run(results) for check in lab.checks if set(check.variants) <= set(results)]
+def stopping(group: ProcessGroup) -> None:
+    """On Ctrl-C or SIGTERM: one line on stderr saying what is being stopped, and every
+    child signalled at once (they are then waited for together, briefly)."""
+    running = group.interrupt()
+    if running:
+        sys.stderr.write(f"lab: stopping: {running}\n")
+        sys.stderr.flush()
 
 
 async def _run_variants(
@@ -266,7 +307,8 @@ async def apply_faults(
     topology: Topology | None = None,
 ) -> None:
     """Apply each step at its time (seconds after Locust starts): set faults through the
-    service's /admin/faults, or stop/kill/start its processes through the topology."""
+    service's /admin/faults, or stop/kill/start its processes, or remove replicas from
+    nginx's upstream, through the topology."""
     started = time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         for step in sorted(steps, key=lambda s: s.at_s):
@@ -280,8 +322,12 @@ async def apply_faults(
                 raise LabError(f"fault action {step.action!r} needs the topology")
             elif step.action == "start":
                 event["processes"] = await topology.resume(step.service, step.replica)
+            elif step.action == "remove":
+                event["processes"] = await topology.remove(step.service, step.replica)
             else:
                 event["processes"] = await topology.halt(step.service, step.replica, step.action)
+            # how long the action took: a "start" returns once the replicas are ready
+            event["took_s"] = round(time.time() - applied_at, 3)
             events.append(
                 {
                     "epoch_s": applied_at,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -54,11 +54,14 @@ def interrupts_raise() -> Iterator[None]:
 T = TypeVar("T")
 
 
-def run_interruptible(coro: Coroutine[object, object, T]) -> T:
+def run_interruptible(
+    coro: Coroutine[object, object, T], on_signal: Callable[[int], None] | None = None
+) -> T:
     """asyncio.run, where SIGINT/SIGTERM/SIGHUP cancel the main task instead of
     raising wherever the loop happens to be: every await sees a CancelledError,
     every `finally` runs in order, no task is left holding an exception. Raises
-    `Interrupted` once the loop has unwound."""
+    `Interrupted` once the loop has unwound. `on_signal(signum)` runs first, once
+    (e.g. to say what is being stopped and to signal every child at once)."""
     received: list[int] = []
 
     async def main() -> T:
@@ -69,6 +72,8 @@ def run_interruptible(coro: Coroutine[object, object, T]) -> T:
         def cancel(signum: int) -> None:
             if not received:
                 received.append(signum)
+                if on_signal is not None:
+                    on_signal(signum)
                 task.cancel()
 
         for sig in HANDLED_SIGNALS:

@@ -112,7 +112,7 @@ class LoadSpec:
         return LOADTESTS_DIR / self.locustfile
 
 
-FaultAction = Literal["settings", "stop", "kill", "start"]
+FaultAction = Literal["settings", "stop", "kill", "start", "remove"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,9 @@ class FaultStep:
     `action` "settings" PUTs `settings` on the service's /admin/faults; "stop" sends
     SIGTERM (a clean shutdown) and "kill" SIGKILL (a crash) to its processes; "start"
     brings stopped or killed replicas back (same command line, same address) and
-    returns once they are ready.
+    returns once they are ready; "remove" takes replicas of nginx's backend out of its
+    upstream, as a scale-in does (nginx's config rendered without them, then reloaded;
+    the replicas keep running).
     """
 
     at_s: float
@@ -144,6 +146,13 @@ class Variant:
     parts: tuple[str, ...] = ()
     """Infrastructure the engine runs before the services, by name (known: "redis").
     A service gets a part's URL like a service's: `depends_on={"redis-url": "redis"}`."""
+    twin: str = ""
+    """The same experiment on the other side of the fix: for a variant that carries a
+    fix, the variant without it; for one that must reproduce a failure, the variant with
+    the fix. The engine re-judges every check with this variant's result replaced by its
+    twin's, which proves on every run that the check could fail (labs/engine/verdicts.py)."""
+    explore: str = ""
+    """Why no check judges this variant: it is there to explore (shown by `lab show`)."""
 
     def __post_init__(self) -> None:
         weights = self.nginx.upstream.weights
@@ -156,24 +165,23 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    detail: str
-
-
-@dataclass(frozen=True)
 class Check:
     """A verdict over the variants' results; `evaluate` returns (passed, detail)."""
 
     name: str
     evaluate: Callable[[Mapping[str, VariantResult]], tuple[bool, str]]
     variants: tuple[str, ...]
-    """Variants this check needs; it is skipped when a run leaves one out."""
-
-    def run(self, results: Mapping[str, VariantResult]) -> CheckResult:
-        passed, detail = self.evaluate(results)
-        return CheckResult(self.name, passed, detail)
+    """Variants this check needs; "not judged" when a run leaves one out. () = whichever
+    variants ran (such a check must give `not_applicable`)."""
+    twins: Mapping[str, str] = field(default_factory=dict)
+    """Variant -> the twin this check is re-judged against, where it is not the variant's
+    own `twin` (e.g. "catalog unaffected" proves the bulkhead: its twin has no bulkhead)."""
+    not_applicable: str = ""
+    """Why this check compares no fix, so that re-judging it against the variants'
+    twins proves nothing (e.g. "the load ran before the fault"). Few checks need it."""
+    measure: Callable[[Mapping[str, VariantResult]], float] | None = None
+    """The number the check judges (e.g. the count of 502s), for `lab check --repeat`'s
+    min / median / max band; None: the check reports none (shown as n/a)."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +275,38 @@ class Lab:
     """Files fetched from the services before they stop (for `derive`)."""
     plots: tuple[Plot, ...] = ()
     exercise: Exercise | None = None
+
+    def __post_init__(self) -> None:
+        """A lab that cannot prove its checks is refused at import (tests import all)."""
+        names = {v.name for v in self.variants}
+        judged = {name for check in self.checks for name in check.variants}
+        for v in self.variants:
+            if v.twin and v.twin not in names:
+                raise ValueError(f"lab {self.name}: variant {v.name}'s twin {v.twin!r} is unknown")
+        for check in self.checks:
+            twins_used = {self.twin_of(check, name) for name in check.variants} - {""}
+            judged |= twins_used
+            unknown = twins_used - names
+            if unknown:
+                raise ValueError(f"lab {self.name}: check {check.name}: unknown twins {unknown}")
+            if not check.not_applicable and not twins_used:
+                raise ValueError(
+                    f"lab {self.name}: check {check.name} has no variant with a twin to be "
+                    "re-judged against; name one, or say in `not_applicable` why it compares "
+                    "no fix"
+                )
+        for v in self.variants if self.checks else ():  # no checks: a harness (a grade)
+            if v.name not in judged and not v.explore:
+                raise ValueError(
+                    f"lab {self.name}: no check judges variant {v.name} (nor re-judges a check "
+                    "on its numbers); judge it or say why it is there in `explore`"
+                )
+
+    def twin_of(self, check: Check, variant: str) -> str:
+        """The twin `check` is re-judged against for `variant` ("" = none)."""
+        if variant in check.twins:
+            return check.twins[variant]
+        return next((v.twin for v in self.variants if v.name == variant), "")
 
     def variant(self, name: str) -> Variant:
         for variant in self.variants:

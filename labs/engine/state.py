@@ -31,6 +31,11 @@ def up_file() -> Path:
     return state_dir() / "up.json"
 
 
+def up_log(run_id: str) -> Path:
+    """The output of the supervisor process behind `lab up` (its start-up errors)."""
+    return state_dir() / "up" / f"{run_id}.log"
+
+
 def new_run_id(lab: str) -> str:
     return f"{lab}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 

@@ -15,7 +15,7 @@ from labs.engine.catalog import get_lab
 from labs.engine.errors import LabError
 from labs.engine.processes import ProcessGroup
 from labs.engine.signals import Interrupted, interrupts_raise, run_interruptible
-from labs.engine.state import state_dir, up_file, write_json_atomic
+from labs.engine.state import state_dir, up_file, up_log, write_json_atomic
 from labs.engine.topology import TOPOLOGIES, make_topology
 
 
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             topology = make_topology(args.topology, lab, variant, group, logs, args.port)
             endpoints = run_interruptible(topology.start())
             record.update(status="ready", endpoints=endpoints.to_dict(), logs=str(logs))
+            files = {**topology.log_files(), "supervisor": up_log(args.run_id)}
+            record["log_files"] = {name: str(path.resolve()) for name, path in files.items()}
             record["pids"] = group.pids()
             write_json_atomic(up_file(), record)
             while True:

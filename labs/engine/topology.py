@@ -31,6 +31,14 @@ class Topology(Protocol):
         """Start again the replicas a stop or kill ended; return once they are ready."""
         ...
 
+    async def remove(self, service: str, replica: int | None) -> list[str]:
+        """Take replicas out of nginx's upstream and reload nginx (a scale-in)."""
+        ...
+
+    def log_files(self) -> dict[str, Path]:
+        """The log files written while it is up, by name (absolute paths)."""
+        ...
+
     def stop(self) -> None:
         """Tear everything down and keep the logs; idempotent."""
         ...

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from labs.engine.metrics import Request, VariantResult
-from labs.engine.nginx import UPSTREAM_RESET_KINDS
+from labs.engine.nginx import UPSTREAM_RESET_KINDS, parse_time
 from labs.engine.spec import (
     Check,
     DeriveContext,
@@ -116,6 +116,7 @@ HARD_KILL = Variant(
     load=LOAD,
     faults=restarts("kill"),
     parts=("redis",),
+    twin="graceful",
 )
 NAIVE = replace(
     HARD_KILL,
@@ -130,6 +131,9 @@ AIOHTTP_DEFAULT = replace(
     summary="aiohttp's own SIGTERM handling: listener and idle keep-alive connections closed "
     "at once, in-flight requests finished",
     services=api("default"),
+    twin="",
+    explore="aiohttp's own SIGTERM handling, a half-fix: it loses an order only when a POST "
+    "meets the keep-alive race, which happens in some runs and not others",
 )
 GRACEFUL = replace(
     NAIVE,
@@ -137,6 +141,7 @@ GRACEFUL = replace(
     summary=f"drain on SIGTERM: readiness false, listener closed, Connection: close on every "
     f"response, idle connections left to nginx ({NGINX_IDLE}), exit within {DRAIN_S:g} s",
     services=api("drain"),
+    twin="sigterm-naive",
 )
 VARIANTS = (HARD_KILL, NAIVE, AIOHTTP_DEFAULT, GRACEFUL)
 
@@ -380,11 +385,43 @@ def posts_retried_by_nginx(variant: Variant) -> str | None:
     return None
 
 
+THINK_S = (0.1, 0.3)
+"""Each user's pause between two requests: loadtests/orders.py's default (LOAD keeps it)."""
+REQUEST_GAP_S = (WORK_MS / 1000 + sum(THINK_S) / 2) * REPLICAS / USERS
+"""The mean time between two requests to one replica under LOAD, about 31 ms: each user
+sends one every 0.5 s (300 ms of work, 0.1-0.3 s of pause), round robin over 3 replicas."""
+MIN_POOL_IDLE_S = 0.1
+"""The shortest nginx upstream keepalive_timeout that is still a pool under this load:
+about 3 request gaps. Shorter, nginx closes most idle connections before the next request
+for their replica arrives, so none is reused (as with keepalive = 0) and none is idle
+when a replica stops. Longer values are real pools here: a pooled connection waits ~31 ms
+for its next request, so a bound of 1 s would refuse pools that work."""
+
+
 def pool_removed(variant: Variant) -> str | None:
     if variant.nginx.upstream.keepalive == 0:
         return (
             "keepalive = 0 turns nginx's connection pool off: no idle connection to race, "
             "and a new TCP connection per request. Keep the pool; make the shutdown "
+            "handle pooled connections."
+        )
+    return None
+
+
+def pool_emptied(variant: Variant) -> str | None:
+    timeout = variant.nginx.upstream.keepalive_timeout
+    try:
+        seconds = parse_time(timeout)
+    except ValueError:
+        return None  # not a time at all: nginx rejects it with its own message
+    if variant.nginx.upstream.keepalive and seconds < MIN_POOL_IDLE_S:
+        return (
+            f'nginx.upstream.keepalive_timeout = "{timeout}" closes a pooled connection before '
+            f"the next request for its replica arrives (one every ~{REQUEST_GAP_S * 1000:.0f} "
+            f"ms here: {USERS} users, each a {WORK_MS} ms request then a "
+            f"{THINK_S[0]:g}-{THINK_S[1]:g} s pause, over {REPLICAS} replicas). No connection "
+            "is reused, so none is idle when a replica stops: the same as keepalive = 0. "
+            f"Keep the pool (at least {MIN_POOL_IDLE_S * 1000:.0f}ms); make the shutdown "
             "handle pooled connections."
         )
     return None
@@ -415,7 +452,7 @@ EXERCISE = Exercise(
     expected="0 failed requests, 0 lost orders and 0 upstream resets",
     advice="a stopping replica must finish the requests it has and must not close a "
     "connection nginx may be sending a request on",
-    guards=(rollout_removed, posts_retried_by_nginx, pool_removed),
+    guards=(rollout_removed, posts_retried_by_nginx, pool_removed, pool_emptied),
     hints=(
         "GETs survive because nginx retries them on another replica; a POST it already sent "
         "is never retried. Which POSTs fail: ones that were already being handled when "

@@ -85,6 +85,7 @@ NAIVE = Variant(
     services=api("off"),
     load=load(CLIENT_ATTEMPTS, send_key=False),
     parts=("redis",),
+    twin="idempotency-key",
 )
 KEYED = replace(
     NAIVE,
@@ -93,6 +94,7 @@ KEYED = replace(
     "responses in the shared Redis, committed with the order",
     services=api("redis"),
     load=load(CLIENT_ATTEMPTS, send_key=True),
+    twin="naive-retry",
 )
 LOCAL_KEYS = replace(
     KEYED,
@@ -100,6 +102,7 @@ LOCAL_KEYS = replace(
     summary="the same keys, but each replica remembers only its own: a retry that round "
     "robin sends elsewhere is a new order there",
     services=api("local"),
+    twin="idempotency-key",
 )
 VARIANTS = (NAIVE, KEYED, LOCAL_KEYS)
 

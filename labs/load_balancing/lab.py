@@ -7,15 +7,20 @@ replica turns SLOW_FACTOR x slower; that replica is killed (SIGKILL); it is star
 again. Round robin keeps sending it a quarter of the requests whatever it does;
 least-conn and power-of-two-choices notice the connections piling up on it and
 starve it; static weights avoid it only because someone knew in advance; a
-consistent hash keeps every key on its replica, slow or not, and moves only the dead
-replica's keys when it goes. Every variant has passive health checks (max_fails=1,
-fail_timeout) and nginx's default `proxy_next_upstream error timeout` on GET: a
-refused connection is retried on another replica, so the death is invisible to the
-clients and the dead replica is only probed once per fail_timeout.
+consistent hash keeps every key on its replica, slow or not. The two hash variants
+then go through a fifth phase, a scale-in: api-4 is taken out of nginx's upstream
+(the config reloaded without it), and the consistent hash moves only api-4's keys
+where the plain one reshuffles most of them. Every variant but `no-health-check`
+has passive health checks (max_fails=1, fail_timeout) and nginx's default
+`proxy_next_upstream error timeout` on GET: a refused connection is retried on
+another replica, so the death is invisible to the clients and the dead replica is
+only probed once per fail_timeout; `no-health-check` (max_fails=0) shows what
+happens without them, and proves every failover check.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -54,15 +59,33 @@ KEYS = 500
 MAX_FAILS = 1
 FAIL_TIMEOUT = "2s"
 FAIL_TIMEOUT_S = 2.0
+STARTUP_BUDGET_S = 6.0
+"""How long a restarted replica may take to answer /readyz: 0.3-1.5 s alone here, 4-5 s
+with every variant restarting its api-4 at the same moment on 2 cores."""
+REJOINS_WITHIN_S = FAIL_TIMEOUT_S + 2.5
+"""From the restarted replica's readiness to its first answer through nginx. nginx tries
+a server it marked down again once `now - checked > fail_timeout` on its clock of whole
+seconds: up to fail_timeout + 1 s after the last failed try. Then it waits for its turn
+(under `weighted`, 1 pick in 61: ~0.5 s)."""
 SLOW_AT_S = 4
 KILL_AT_S = 10
 START_AT_S = 16
-DURATION_S = 20
+DURATION_S = START_AT_S + math.ceil(STARTUP_BUDGET_S + REJOINS_WITHIN_S) + 1
+"""The `back` phase outlasts start-up and rejoining: every run shows the replica return."""
+RELOAD_SETTLE_S = 1.0
+"""After nginx's reload, requests the old worker still held are left out of the keys."""
+REMOVED_PHASE_S = 10
+"""The hash variants' scale-in phase. Keys in a window = min(KEYS, requests in it), and
+the requests depend on the machine: ~125/s here, ~63/s measured on compose (376 keys in
+a 6 s window). MIN_KEYS_COMPARED at 63/s takes 6.4 s; + RELOAD_SETTLE_S + a third more
+for a slower machine: 10 s."""
+REMOVE_AT_S = DURATION_S
+HASH_DURATION_S = REMOVE_AT_S + REMOVED_PHASE_S
 ERRORS_STOP_WITHIN_S = FAIL_TIMEOUT_S + 2
 MAX_LATENCY_RATIO = 0.5
 MAX_SHARE_RATIO = 0.5
 MAX_KEYS_MOVED_PCT = 35.0
-MIN_MODULO_MOVED_PCT = 60.0
+MIN_PLAIN_MOVED_PCT = 60.0
 MIN_KEYS_COMPARED = 400
 MIN_SLOW_PHASE_REQUESTS = 100
 
@@ -85,11 +108,12 @@ UPSTREAM = Upstream(keepalive=32, max_fails=MAX_FAILS, fail_timeout=FAIL_TIMEOUT
 NGINX = NginxSpec(upstream=UPSTREAM, proxy=Proxy(next_upstream="error timeout"))
 
 
-def balanced(name: str, summary: str, **upstream: object) -> Variant:
+def balanced(name: str, summary: str, twin: str = "", **upstream: object) -> Variant:
     return replace(
         ROUND_ROBIN,
         name=name,
         summary=summary,
+        twin=twin,
         nginx=replace(NGINX, upstream=replace(UPSTREAM, **upstream)),  # type: ignore[arg-type]
     )
 
@@ -101,13 +125,18 @@ ROUND_ROBIN = Variant(
     services=API,
     load=LOAD,
     faults=FAULTS,
+    twin="least-conn",
 )
 LEAST_CONN = balanced(
-    "least-conn", "least_conn: the replica with the fewest requests in flight", balance="least_conn"
+    "least-conn",
+    "least_conn: the replica with the fewest requests in flight",
+    twin="round-robin",
+    balance="least_conn",
 )
 P2C = balanced(
     "p2c",
     "random two least_conn: two replicas at random, the one with fewer in flight",
+    twin="round-robin",
     balance="random two least_conn",
 )
 WEIGHTED = balanced(
@@ -115,12 +144,38 @@ WEIGHTED = balanced(
     f"round robin with api-4 weighted 1 against {SLOW_FACTOR}: someone knew in advance",
     weights=tuple(1 if i == SLOW else SLOW_FACTOR for i in range(REPLICAS)),
 )
-HASH = balanced(
+NO_HEALTH_CHECK = balanced(
+    "no-health-check",
+    "round robin with max_fails=0: nginx never marks the dead replica down",
+    max_fails=0,
+)
+SCALE_IN = FaultStep(at_s=REMOVE_AT_S, service="api", replica=SLOW, action="remove")
+"""api-4 taken out of nginx's upstream (config re-rendered, nginx reloaded): a scale-in."""
+
+
+def hashed(name: str, summary: str, balance: str, twin: str = "") -> Variant:
+    """Keyed balancing, with the scale-in after the other phases."""
+    return replace(
+        balanced(name, summary, twin=twin, balance=balance),
+        faults=(*FAULTS, SCALE_IN),
+        load=replace(LOAD, duration_s=HASH_DURATION_S),
+    )
+
+
+HASH = hashed(
     "hash",
     f"hash $arg_key consistent: each of {KEYS} keys sticks to its replica (a ketama ring)",
-    balance="hash $arg_key consistent",
+    "hash $arg_key consistent",
+    twin="hash-plain",
 )
-VARIANTS = (ROUND_ROBIN, LEAST_CONN, P2C, WEIGHTED, HASH)
+HASH_PLAIN = hashed(
+    "hash-plain",
+    "hash $arg_key: the key's hash modulo the number of servers",
+    "hash $arg_key",
+)
+VARIANTS = (ROUND_ROBIN, LEAST_CONN, P2C, WEIGHTED, HASH, HASH_PLAIN, NO_HEALTH_CHECK)
+BALANCERS = (ROUND_ROBIN, LEAST_CONN, P2C, WEIGHTED, HASH)
+"""The variants with passive health checks, each judged by fails_over."""
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -170,51 +225,76 @@ def avoids_the_slow_replica(variant: str, baseline: str = "round-robin") -> Chec
     return Check(name, evaluate, (variant, baseline))
 
 
-def fails_over(variant: str) -> Check:
+def fails_over(variant: str, twin: str = "no-health-check") -> Check:
     """After the replica dies, the clients' errors stop within fail_timeout + 2 s (GET,
-    proxy_next_upstream on), and nginx ejects it: only one try per fail_timeout
-    reaches it (a probe) until it answers again."""
+    proxy_next_upstream on); nginx ejects it: only one try per fail_timeout reaches it
+    (a probe) until it answers again; and once restarted and ready it answers again
+    through nginx within REJOINS_WITHIN_S. Re-judged against `twin`, the same experiment
+    with passive health checks off (max_fails=0), where nginx keeps trying it."""
 
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         e = results[variant].extra
-        last = e.get("last_error_after_s")
+        last, rejoined = e.get("last_error_after_s"), e.get("rejoined_after_s")
         tries, allowed = e.get("dead_tries", 0), e.get("dead_tries_allowed")
         errors_stop = last is None or float(last) <= ERRORS_STOP_WITHIN_S  # type: ignore[arg-type]
         ejected = allowed is not None and int(tries) <= int(allowed)  # type: ignore[call-overload]
+        came_back = rejoined is not None and float(rejoined) <= REJOINS_WITHIN_S  # type: ignore[arg-type]
         last_text = "none" if last is None else f"the last {last} s after"
-        return errors_stop and ejected, (
+        if e.get("back_after_s") is None:
+            back_text = "never, before the run ended"
+        else:
+            back_text = f"{e['back_after_s']} s after its restart began ({rejoined} s after"
+        return errors_stop and ejected and came_back, (
             f"{variant}: {e.get('dead_replica', '?')} killed; clients saw "
             f"{e.get('dead_errors', '?')} errors ({last_text}), expected none later than "
             f"fail_timeout {FAIL_TIMEOUT_S:g} s + 2 s; nginx sent it {tries} new requests "
             f"while it was down ({e.get('dead_in_flight', '?')} more were in flight when it "
-            f"died), expected <= {allowed} (one probe per fail_timeout); it answered again "
-            f"{e.get('back_after_s', '?')} s after its restart began"
+            f"died), expected <= {allowed} (one probe per fail_timeout); restarted, it was "
+            f"ready after {e.get('ready_after_s', '?')} s and answered again {back_text} it "
+            f"was ready), expected <= {REJOINS_WITHIN_S:g} s after (fail_timeout + 1 s on "
+            "nginx's whole-second clock, then its turn)"
         )
 
-    return Check(f"{variant}_fails_over_a_dead_replica".replace("-", "_"), evaluate, (variant,))
+    return Check(
+        f"{variant}_fails_over_a_dead_replica".replace("-", "_"),
+        evaluate,
+        (variant,),
+        twins={variant: twin},
+    )
 
 
-def consistent_hash_moves_few_keys(variant: str = "hash") -> Check:
+def consistent_hash_moves_few_keys(consistent: str = "hash", plain: str = "hash-plain") -> Check:
+    """When a replica is taken out of the upstream (a scale-in), a consistent hash moves
+    only its keys, at most MAX_KEYS_MOVED_PCT of them, while a plain hash (modulo the
+    number of servers) moves at least MIN_PLAIN_MOVED_PCT: both measured, per key, from
+    the replica that answered it before and after. Re-judged with `plain` standing in
+    for `consistent` (the consistent variant's twin)."""
+
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
-        r = results[variant]
-        e = r.extra
-        moved, modulo = r.number("keys_moved_pct"), r.number("modulo_moved_pct")
-        compared = int(e.get("keys_compared", 0))  # type: ignore[call-overload]
+        c, p = results[consistent], results[plain]
+        moved, plain_moved = c.number("removed_keys_moved_pct"), p.number("removed_keys_moved_pct")
+        compared = [int(r.extra.get("removed_keys_compared", 0)) for r in (c, p)]  # type: ignore[call-overload]
         passed = (
             moved <= MAX_KEYS_MOVED_PCT
-            and modulo >= MIN_MODULO_MOVED_PCT
-            and compared >= MIN_KEYS_COMPARED
+            and plain_moved >= MIN_PLAIN_MOVED_PCT
+            and min(compared) >= MIN_KEYS_COMPARED
         )
+        e = c.extra
         return passed, (
-            f"{e.get('slow_replica', '?')} left: {e.get('keys_moved', '?')} of {compared} keys "
-            f"moved ({moved:.1f} %; {e.get('keys_of_dead', '?')} keys were its own, "
-            f"{e.get('keys_moved_not_of_dead', '?')} moved from a live replica), expected "
-            f"<= {MAX_KEYS_MOVED_PCT:g} %; crc32 % {REPLICAS} -> % {REPLICAS - 1} would move "
-            f"{modulo:.1f} % of the same keys, expected >= {MIN_MODULO_MOVED_PCT:g} %; over "
-            f">= {MIN_KEYS_COMPARED} keys"
+            f"{e.get('slow_replica', '?')} taken out of the upstream (nginx reloaded): "
+            f"{consistent} moved {e.get('removed_keys_moved', '?')} of {compared[0]} keys "
+            f"({moved:.1f} %; {e.get('removed_keys_of_it', '?')} were its own, "
+            f"{e.get('removed_keys_moved_not_of_it', '?')} moved from a replica that stayed), "
+            f"expected <= {MAX_KEYS_MOVED_PCT:g} %; {plain} moved "
+            f"{p.extra.get('removed_keys_moved', '?')} of {compared[1]} ({plain_moved:.1f} %), "
+            f"expected >= {MIN_PLAIN_MOVED_PCT:g} %; over >= {MIN_KEYS_COMPARED} keys each"
         )
 
-    return Check("hash_consistent_moves_only_the_dead_replicas_keys", evaluate, (variant,))
+    return Check(
+        "hash_consistent_moves_only_the_removed_replicas_keys",
+        evaluate,
+        (consistent, plain),
+    )
 
 
 # --- plots -----------------------------------------------------------------------------------
@@ -370,21 +450,25 @@ def one_replica_for_everyone(variant: Variant) -> str | None:
 def slow_phase_numbers(result: VariantResult) -> str:
     e = result.extra
     share, mean = result.number("slow_share_pct"), result.number("slow_mean_ms")
+    back = e.get("back_after_s")
     return (
         f"while api-{SLOW + 1} was {SLOW_FACTOR} x slow it got {share:.1f} % of the requests, "
         f"mean {mean:.0f} ms, p90 {result.number('slow_p90_ms'):.0f} ms; after it died the "
         f"clients saw {e.get('dead_errors', '?')} errors and nginx sent it "
-        f"{e.get('dead_tries', '?')} new requests"
+        f"{e.get('dead_tries', '?')} new requests; after its restart it answered again "
+        + ("never, before the run ended" if back is None else f"{back} s later")
     )
 
 
 def holds(result: VariantResult) -> bool:
     """Fast with a slow replica (half round robin's best mean, p90 below the slow
-    latency), every replica used while healthy, and a dead replica failed over."""
+    latency), every replica used while healthy, a dead replica failed over, and back in
+    use after its restart (start-up, then nginx's next try after its fail_timeout)."""
     e = result.extra
     healthy = e.get("by_phase", {}).get("healthy", {}).get("share", {})  # type: ignore[union-attr]
     allowed = e.get("dead_tries_allowed")
-    last = e.get("last_error_after_s")
+    last, rejoined = e.get("last_error_after_s"), e.get("rejoined_after_s")
+    fail_timeout = float(e.get("fail_timeout_s", FAIL_TIMEOUT_S))  # type: ignore[arg-type]
     return (
         result.number("slow_mean_ms") <= MAX_LATENCY_RATIO * ROUND_ROBIN_MEAN_MS
         and result.number("slow_p90_ms") <= MAX_LATENCY_RATIO * SLOW_MS
@@ -393,6 +477,8 @@ def holds(result: VariantResult) -> bool:
         and (last is None or float(last) <= ERRORS_STOP_WITHIN_S)  # type: ignore[arg-type]
         and allowed is not None
         and int(e.get("dead_tries", 0)) <= int(allowed)  # type: ignore[call-overload]
+        and rejoined is not None
+        and float(rejoined) <= fail_timeout + REJOINS_WITHIN_S - FAIL_TIMEOUT_S  # type: ignore[arg-type]
     )
 
 
@@ -413,7 +499,9 @@ EXERCISE = Exercise(
         f"a slow-phase mean <= {MAX_LATENCY_RATIO * ROUND_ROBIN_MEAN_MS:.0f} ms (half round "
         f"robin's best) and p90 <= {MAX_LATENCY_RATIO * SLOW_MS:.0f} ms, every replica >= "
         f"{MIN_HEALTHY_SHARE:.0%} of the requests while healthy, and the dead replica failed "
-        "over (no client errors after fail_timeout + 2 s, one probe per fail_timeout)"
+        "over (no client errors after fail_timeout + 2 s, one probe per fail_timeout) and "
+        f"answered again within fail_timeout + {REJOINS_WITHIN_S - FAIL_TIMEOUT_S:g} s of "
+        "being ready after its restart"
     ),
     advice="round robin hands the slow replica its turn whatever it does; which algorithm "
     "looks at how busy each replica is?",
@@ -441,7 +529,7 @@ LAB = Lab(
         faster_than_round_robin("least-conn"),
         faster_than_round_robin("p2c"),
         avoids_the_slow_replica("least-conn"),
-        *(fails_over(v.name) for v in VARIANTS),
+        *(fails_over(v.name) for v in BALANCERS),
         consistent_hash_moves_few_keys(),
     ),
     key_metrics=(
@@ -453,6 +541,7 @@ LAB = Lab(
         "extra.dead_tries",
         "extra.dead_errors",
         "extra.back_after_s",
+        "extra.rejoined_after_s",
     ),
     derive=derive,
     plots=(

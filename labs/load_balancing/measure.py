@@ -1,8 +1,9 @@
 """The load balancing lab's numbers (Lab.derive): per phase, per replica, per key.
 
 Phases are cut at the fault events: `healthy` until a replica turns slow, `slow`
-until it is killed, `dead` until it is started again, `back` to the end. A request
-belongs to the phase it started in. Shares and latencies are the clients' view
+until it is killed, `dead` until it is started again, `back` until the end or, for the
+hash variants, until it is taken out of nginx's upstream, then `removed` (a scale-in).
+A request belongs to the phase it started in. Shares and latencies are the clients' view
 (X-Replica on every answer); what nginx tried behind the clients' backs (a
 connection to the dead replica refused, then a retry elsewhere) comes from its
 access log, where the address a try went to is matched to a replica by the answers
@@ -12,7 +13,6 @@ that address gave while it was alive.
 from __future__ import annotations
 
 import math
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +22,11 @@ from labs.engine.metrics import Request, is_success, percentile
 from labs.engine.nginx import AccessEntry, access_entries, parse_time
 from labs.engine.spec import DeriveContext
 
-PHASE_OF_ACTION = {"settings": "slow", "kill": "dead", "start": "back"}
+PHASE_OF_ACTION = {"settings": "slow", "kill": "dead", "start": "back", "remove": "removed"}
 FIRST_PHASE = "healthy"
+RELOAD_SETTLE_S = 1.0
+"""Requests that start this soon after nginx's reload are left out of where keys went:
+the old worker still answers the requests it holds, by the old upstream."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ def dead_replica_numbers(
     fail_timeout_s: float,
     requests: Sequence[Request],
     end_s: float,
+    ready_after_s: float | None = None,
 ) -> dict[str, object]:
     """What the death of `dead` cost, from nginx's and the clients' side:
 
@@ -111,13 +115,14 @@ def dead_replica_numbers(
       without, every turn of the algorithm);
     - `dead_errors`, `last_error_after_s`: the errors the clients got from the death until
       the restart began, and when the last one came (seconds after the death);
-    - `back_after_s`: from the start command to the first answer it gave again.
+    - `back_after_s`: from the start command to the first answer it gave again;
+    - `ready_after_s` (given: how long the start command took, until the replica answered
+      its /readyz) and `rejoined_after_s`: from then to its first answer through nginx.
     `end_s` is the epoch end of the run."""
     addrs = {addr for addr, name in replica_of_addr(entries).items() if name == dead}
     died_at = origin_s + died.start_s
     back_at = origin_s + died.end_s
-    answered_again = [r.start_s for r in requests if r.replica == dead and r.start_s >= back_at]
-    first_answer = min(answered_again, default=math.inf)
+    first_answer = first_answer_after(requests, dead, back_at)
     in_flight = tries = 0
     try_times: list[float] = []
     for entry in entries:
@@ -137,6 +142,8 @@ def dead_replica_numbers(
         and not is_success(r.status)
     ]
     down_s = min(first_answer, end_s) - died_at
+    back = first_answer - back_at if math.isfinite(first_answer) else None
+    rejoined = None if back is None or ready_after_s is None else back - ready_after_s
     allowed = 1 + math.ceil(down_s / fail_timeout_s) if fail_timeout_s > 0 else None
     return {
         "dead_replica": dead,
@@ -147,68 +154,94 @@ def dead_replica_numbers(
         "dead_errors": len(errors),
         "last_error_after_s": round(max(errors), 2) if errors else None,
         "dead_phase_s": round(died.end_s - died.start_s, 2),
-        "back_after_s": round(first_answer - back_at, 2) if math.isfinite(first_answer) else None,
+        "back_after_s": None if back is None else round(back, 2),
+        "ready_after_s": ready_after_s,
+        "rejoined_after_s": None if rejoined is None else round(rejoined, 2),
         "fail_timeout_s": fail_timeout_s,
     }
+
+
+def first_answer_after(requests: Sequence[Request], replica: str, t: float) -> float:
+    """When `replica` first answered a request started at or after epoch `t` (inf: never)."""
+    answers = (r.start_s for r in requests if r.replica == replica and r.start_s >= t)
+    return min(answers, default=math.inf)
 
 
 def key_of(uri: str) -> str:
     return parse_qs(urlsplit(uri).query).get("key", [""])[0]
 
 
-def modulo_moved(keys: Sequence[str], servers: int, removed: int) -> float:
-    """Share of `keys` that change server when `removed` leaves a pool hashed with
-    crc32(key) % N (nginx's non-consistent `hash`): the survivors renumbered 0..N-2."""
-    if not keys:
-        return 0.0
-    survivors = [i for i in range(servers) if i != removed]
-    moved = sum(
-        zlib.crc32(k.encode()) % servers != survivors[zlib.crc32(k.encode()) % (servers - 1)]
-        for k in keys
-    )
-    return moved / len(keys)
+Span = tuple[float, float]
+"""[start, end) in epoch seconds."""
+
+
+def key_replicas(
+    entries: Sequence[AccessEntry], spans: Sequence[Span], *, retried: bool
+) -> dict[str, Counter[str]]:
+    """Per key, how often each replica answered it in requests started within `spans`.
+    `retried=False` leaves out requests nginx tried on more than one replica: while all
+    were up, such a request was in flight on the one that died, and says where its key
+    went after, not where it lived."""
+    seen: dict[str, Counter[str]] = defaultdict(Counter)
+    for entry in entries:
+        key = key_of(entry.uri)
+        if not key or not entry.replica or not is_success(entry.status):
+            continue
+        if not retried and len(entry.tries) > 1:
+            continue
+        if any(start <= entry.start_s < end for start, end in spans):
+            seen[key][entry.replica] += 1
+    return seen
+
+
+def moved_keys(
+    before: Mapping[str, Counter[str]], after: Mapping[str, Counter[str]], left: str
+) -> dict[str, object]:
+    """Keys seen in both windows whose replica (the one that answered most of their
+    requests) changed when `left` left."""
+    both = sorted(set(before) & set(after))
+    home = {k: before[k].most_common(1)[0][0] for k in both}
+    moved = [k for k in both if after[k].most_common(1)[0][0] != home[k]]
+    return {
+        "compared": len(both),
+        "moved": len(moved),
+        "moved_pct": round(100 * len(moved) / len(both), 1) if both else 0.0,
+        "of_it": sum(home[k] == left for k in both),
+        "moved_not_of_it": sum(home[k] != left for k in moved),
+    }
 
 
 def key_numbers(
     entries: Sequence[AccessEntry],
     origin_s: float,
     phase_list: Sequence[Phase],
-    dead: str,
-    servers: int,
+    replica: str,
+    back_s: float,
 ) -> dict[str, object]:
-    """Key affinity and what moved when `dead` left: per key, the replica that answered
-    it while all were up (healthy + slow; requests nginx had to retry elsewhere left out)
-    and while one was dead."""
-    windows = {"up": ("healthy", "slow"), "dead": ("dead",)}
-    seen: dict[str, dict[str, Counter[str]]] = {w: defaultdict(Counter) for w in windows}
-    for entry in entries:
-        key = key_of(entry.uri)
-        if not key or not entry.replica or not is_success(entry.status):
-            continue
-        t = entry.start_s - origin_s
-        for window, names in windows.items():
-            # A request retried elsewhere while all were up was in flight on the replica
-            # that died: it says where the key went after, not where it lived.
-            retried = len(entry.tries) > 1 and window == "up"
-            if not retried and any(p.name in names and p.holds(t) for p in phase_list):
-                seen[window][key][entry.replica] += 1
-    up, down = seen["up"], seen["dead"]
-    single = sum(len(replicas) == 1 for replicas in up.values())
-    both = sorted(set(up) & set(down))
-    home = {k: up[k].most_common(1)[0][0] for k in both}
-    moved = [k for k in both if down[k].most_common(1)[0][0] != home[k]]
-    of_dead = [k for k in both if home[k] == dead]
-    removed = int(dead.rpartition("-")[2]) - 1
-    return {
-        "keys_up": len(up),
-        "keys_single_replica_pct": round(100 * single / len(up), 1) if up else 0.0,
-        "keys_compared": len(both),
-        "keys_moved": len(moved),
-        "keys_moved_pct": round(100 * len(moved) / len(both), 1) if both else 0.0,
-        "keys_of_dead": len(of_dead),
-        "keys_moved_not_of_dead": sum(home[k] != dead for k in moved),
-        "modulo_moved_pct": round(100 * modulo_moved(both, servers, removed), 1),
+    """Key affinity while all replicas were up, and what moved when `replica` left:
+    `died_keys_*` when it died (marked down by nginx, still in its upstream) and
+    `removed_keys_*` when it was taken out of the upstream (the `removed` phase, less
+    RELOAD_SETTLE_S). "All up": the healthy and slow phases, and the back phase from
+    `back_s` on (epoch: when its first answer after the restart came back)."""
+    spans = {p.name: (origin_s + p.start_s, origin_s + p.end_s) for p in phase_list}
+    up = [spans[name] for name in ("healthy", "slow") if name in spans]
+    if "back" in spans and back_s < spans["back"][1]:
+        up.append((back_s, spans["back"][1]))
+    before = key_replicas(entries, up, retried=False)
+    single = sum(len(replicas) == 1 for replicas in before.values())
+    numbers: dict[str, object] = {
+        "keys_up": len(before),
+        "keys_single_replica_pct": round(100 * single / len(before), 1) if before else 0.0,
     }
+    if "dead" in spans:
+        died = key_replicas(entries, [spans["dead"]], retried=True)
+        numbers.update({f"died_keys_{k}": v for k, v in moved_keys(before, died, replica).items()})
+    if "removed" in spans:
+        start, end = spans["removed"]
+        removed = key_replicas(entries, [(start + RELOAD_SETTLE_S, end)], retried=False)
+        moved = moved_keys(before, removed, replica)
+        numbers.update({f"removed_keys_{k}": v for k, v in moved.items()})
+    return numbers
 
 
 def derive(ctx: DeriveContext) -> Mapping[str, object]:
@@ -245,10 +278,19 @@ def derive(ctx: DeriveContext) -> Mapping[str, object]:
     died = next((p for p in phase_list if p.name == "dead"), None)
     if died is not None:
         fail_timeout = parse_time(variant.nginx.upstream.fail_timeout)
-        end = origin + result.duration_s
+        end, end_dead = origin + result.duration_s, origin + died.end_s
+        start = next((e for e in result.events if e.get("action") == "start"), {})
+        took = start.get("took_s")
+        ready = float(took) if isinstance(took, int | float) else None
         extra.update(
-            dead_replica_numbers(entries, origin, victim, died, fail_timeout, ctx.requests, end)
+            dead_replica_numbers(
+                entries, origin, victim, died, fail_timeout, ctx.requests, end, ready
+            )
         )
         if variant.nginx.upstream.balance.startswith("hash"):
-            extra.update(key_numbers(entries, origin, phase_list, victim, backend.replicas))
+            # nginx counts it up again when its first answer (a probe) has come back:
+            # requests started while that probe was in flight still went elsewhere
+            again = [r for r in ctx.requests if r.replica == victim and r.start_s >= end_dead]
+            back = min((r.start_s + r.response_ms / 1000 for r in again), default=math.inf)
+            extra.update(key_numbers(entries, origin, phase_list, victim, back))
     return extra

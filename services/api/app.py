@@ -17,6 +17,7 @@ from aiohttp import web
 
 from services.api import orders, ratelimit
 from services.api.arrivals import Arrivals
+from services.api.connections import ConnectionReuse
 from services.api.faults import FaultError, Faults
 from services.common import metrics, shutdown
 from services.common.problem import problem, problem_errors
@@ -45,6 +46,8 @@ class ApiState:
     responses: Counter[int] = field(default_factory=Counter)
     arrivals: Arrivals = field(default_factory=Arrivals)
     """Work requests per 100 ms (the retries lab plots retry waves from it)."""
+    connections: ConnectionReuse = field(default_factory=ConnectionReuse)
+    """Work requests on new vs reused keep-alive connections (the keepalive lab)."""
 
 
 STATE = web.AppKey("state", ApiState)
@@ -77,6 +80,7 @@ def create_app(config: ApiConfig) -> web.Application:
 async def work(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     state.arrivals.record()
+    state.connections.record(request.transport)
     state.in_flight += 1
     try:
         response = await _do_work(request, state)
@@ -99,9 +103,9 @@ async def _do_work(request: web.Request, state: ApiState) -> web.Response:
         return _outage_response(faults)
     if faults.max_concurrent and state.in_flight > faults.max_concurrent:
         return problem(503, "Service Unavailable", "over capacity (injected limit)")
-    if faults.latency_ms:
+    if latency_s := faults.latency_s(state.rng):
         # An outage that starts meanwhile fails this request at once, like a crash would.
-        await faults.delay(faults.latency_ms / 1000)
+        await faults.delay(latency_s)
         if faults.in_outage():
             return _outage_response(faults)
     if faults.should_fail(state.rng):
@@ -164,6 +168,7 @@ async def stats(request: web.Request) -> web.Response:
             "responses": {str(code): n for code, n in sorted(state.responses.items())},
             "keepalive_timeout_s": state.config.keepalive_timeout_s,
             "arrivals": state.arrivals.snapshot(),
+            "connections": state.connections.snapshot(),
             **orders.stats(request.app),
         }
     )

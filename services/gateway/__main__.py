@@ -14,16 +14,10 @@ import logging
 import sys
 
 from services.common.server import add_server_arguments, fail, serve, server_argument_error
-from services.gateway.app import (
-    POOLS,
-    BudgetConfig,
-    DownstreamConfig,
-    GatewayConfig,
-    Timeouts,
-    create_app,
-)
+from services.gateway.app import create_app
 from services.gateway.breaker import BreakerConfig
-from services.gateway.retry import STRATEGIES, RetryPolicy
+from services.gateway.config import POOLS, BudgetConfig, DownstreamConfig, GatewayConfig, Timeouts
+from services.gateway.retry.policy import STRATEGIES, RetryPolicy
 
 DOWNSTREAMS = {
     # name: gateway routes (GET and POST), each calling the downstream's /work
@@ -141,7 +135,6 @@ def downstream_config(
     budget = None
     if args.budget == "on":
         budget = BudgetConfig(args.budget_ratio, args.budget_min_per_s, args.budget_window)
-        budget.build()  # validates
     breaker = None
     if args.breaker == "on":
         breaker = BreakerConfig(

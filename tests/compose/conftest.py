@@ -1,7 +1,8 @@
 """Compose-topology tests need a Docker engine, Compose and the lab images.
 
-Without them the tests are skipped with the reason, except in CI (CI=true), where a
-skipped compose test would prove nothing: there they fail.
+Without them the tests are skipped with the reason, except in CI (CI set to any true
+value: 1, true, yes, ...; see tests/ci.py), where a skipped compose test would prove
+nothing: there they fail.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 from labs.engine import compose, dockerenv
 from labs.engine.errors import LabError
+from tests.ci import in_ci
 
 if TYPE_CHECKING:
     import docker
@@ -31,8 +33,10 @@ def _unavailable() -> str:
 @pytest.fixture(scope="session", autouse=True)
 def docker_ready() -> None:
     reason = _unavailable()
-    if reason and os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the compose topology cannot run: {reason}", pytrace=False)
+    if reason and in_ci():
+        pytest.fail(
+            f"CI={os.environ['CI']} but the compose topology cannot run: {reason}", pytrace=False
+        )
     if reason:
         pytest.skip(f"compose topology unavailable: {reason}")
 

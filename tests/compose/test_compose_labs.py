@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from labs.engine.catalog import all_labs
-from tests.conftest import run_lab_cli
+from tests.conftest import passed_check
 
 pytestmark = pytest.mark.compose
 
 
+SPECIFIC = {"keepalive-502", "retries", "rate-limit"}
+"""Labs whose compose test below also asserts what is special about them."""
+
+
+@pytest.mark.parametrize("lab", sorted(lab.name for lab in all_labs() if lab.name not in SPECIFIC))
+def test_every_lab_passes_and_proves_its_checks_on_compose(lab, lab_env, tmp_path: Path):
+    passed_check(lab, lab_env, tmp_path, 600, "--topology", "compose")
+
+
 def test_keepalive_502_check_passes_on_compose(lab_env, tmp_path: Path):
-    result = run_lab_cli(
-        "check", "keepalive-502", "--topology", "compose", "--json",
-        "--results-dir", str(tmp_path), env=lab_env, timeout=300,
-    )  # fmt: skip
-    assert result.stdout.count("\n") == 1, result.stderr
-    document = json.loads(result.stdout)
-    failed = [c for c in document["checks"] if not c["passed"]]
-    assert result.returncode == 0 and document["passed"], failed
+    document = passed_check("keepalive-502", lab_env, tmp_path, 300, "--topology", "compose")
     broken = document["variants"]["broken"]
     assert broken["status"].get("502", 0) >= 10
     run_dir = Path(document["results_dir"])
@@ -36,14 +37,7 @@ def test_retries_check_passes_on_compose(lab_env, tmp_path: Path):
     """A lab with two tiers (gateway -> api) and timed faults through /admin/faults."""
     if "retries" not in {lab.name for lab in all_labs()}:
         pytest.skip("the retries lab is not in this checkout")
-    result = run_lab_cli(
-        "check", "retries", "--topology", "compose", "--json",
-        "--results-dir", str(tmp_path), env=lab_env, timeout=600,
-    )  # fmt: skip
-    assert result.stdout.count("\n") == 1, result.stderr
-    document = json.loads(result.stdout)
-    failed = [c for c in document["checks"] if not c["passed"]]
-    assert result.returncode == 0 and document["passed"], failed
+    document = passed_check("retries", lab_env, tmp_path, 600, "--topology", "compose")
     for name, variant in document["variants"].items():
         assert len(variant["events"]) == 3, f"{name}: every fault applied"
 
@@ -52,13 +46,6 @@ def test_rate_limit_check_passes_on_compose(lab_env, tmp_path: Path):
     """Redis as a container part, and a `stop` fault through the docker SDK."""
     if "rate-limit" not in {lab.name for lab in all_labs()}:
         pytest.skip("the rate-limit lab is not in this checkout")
-    result = run_lab_cli(
-        "check", "rate-limit", "--topology", "compose", "--json",
-        "--results-dir", str(tmp_path), env=lab_env, timeout=600,
-    )  # fmt: skip
-    assert result.stdout.count("\n") == 1, result.stderr
-    document = json.loads(result.stdout)
-    failed = [c for c in document["checks"] if not c["passed"]]
-    assert result.returncode == 0 and document["passed"], failed
+    document = passed_check("rate-limit", lab_env, tmp_path, 600, "--topology", "compose")
     (stop,) = document["variants"]["redis-down"]["events"]
     assert stop["action"] == "stop" and stop["processes"] == ["redis"]

@@ -30,6 +30,13 @@ def test_rate_limit_check_passes_and_shows_each_limiter(lab_env, tmp_path: Path)
     for name in LIMITED:
         assert variants[name]["status"].get("429", 0) > 100, name
         assert variants[name]["extra"]["tenants"]["quiet"]["limited"] == 0, name
+    # One limit for every tenant: the noisy one uses it up, the quiet one gets 429s.
+    assert variants["global"]["extra"]["tenants"]["quiet"]["limited"] > 10
+    proofs = {c["name"]: c["fails_without_fix"] for c in document["checks"]}
+    assert proofs == {
+        **dict.fromkeys(proofs, True),
+        "every_429_carries_retry_after": "not_applicable",
+    }
     events = variants["redis-down"]["events"]
     assert [(e["action"], e["service"], e["processes"]) for e in events] == [
         ("stop", "redis", ["redis"])

@@ -1,4 +1,5 @@
-"""Without a Docker engine the compose tests skip with the reason; under CI=true they fail."""
+"""Without a Docker engine the compose tests skip with the reason; in CI (CI=1, true, yes,
+...) they fail."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from tests.ci import ci_enabled
 from tests.conftest import REPO_ROOT
 
 
@@ -33,7 +37,18 @@ def test_compose_tests_skip_with_the_reason_without_an_engine(tmp_path):
     assert "passed" not in result.stdout and "failed" not in result.stdout
 
 
-def test_compose_tests_fail_in_ci_without_an_engine(tmp_path):
-    result = run_compose_tests(tmp_path, ci="true")
+@pytest.mark.parametrize("ci", ["true", "1"])
+def test_compose_tests_fail_in_ci_without_an_engine(tmp_path, ci):
+    result = run_compose_tests(tmp_path, ci=ci)
     assert result.returncode == 1, result.stdout[-2000:]
-    assert "CI=true but the compose topology cannot run" in result.stdout
+    assert f"CI={ci} but the compose topology cannot run" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes", "True", "TRUE", "on", " true ", "github"])
+def test_any_true_ci_value_counts_as_ci(value):
+    assert ci_enabled(value)
+
+
+@pytest.mark.parametrize("value", [None, "", "0", "false", "False", "no", "off", " "])
+def test_an_unset_empty_or_false_ci_value_is_not_ci(value):
+    assert not ci_enabled(value)

@@ -6,21 +6,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from labs.engine import nginx
-from labs.engine.metrics import Request, read_requests, replica_counts, summarize
+from labs.engine.metrics import Request, VariantResult, read_requests, replica_counts, summarize
 from labs.engine.spec import NginxSpec, Upstream
+from labs.engine.verdicts import judge_check
 from labs.load_balancing import lab as lb
 from labs.load_balancing.measure import (
+    RELOAD_SETTLE_S,
     Phase,
     dead_replica_numbers,
+    first_answer_after,
     key_numbers,
-    modulo_moved,
+    key_replicas,
+    moved_keys,
     phase_numbers,
     phases,
     replica_names,
@@ -137,7 +140,8 @@ def test_the_lab_renders_and_passes_nginx_t(tmp_path: Path):
         )  # fmt: skip
         nginx.write_config(text, layout)
         nginx.test_config(layout)
-        assert "max_fails=1 fail_timeout=2s" in text
+        max_fails = 0 if variant is lb.NO_HEALTH_CHECK else 1
+        assert f"max_fails={max_fails} fail_timeout=2s" in text, variant.name
 
 
 # --- the lab's arithmetic ---------------------------------------------------------------------
@@ -157,6 +161,8 @@ def test_phases_are_cut_at_the_fault_events():
         Phase("back", 16.0, 20.0),
     ]
     assert phases([], 5.0) == [Phase("healthy", 0.0, 5.0)]
+    scale_in = [*EVENTS, {"t_s": 28.0, "action": "remove", "replica": 3}]
+    assert phases(scale_in, 38.0)[-2:] == [Phase("back", 16.0, 28.0), Phase("removed", 28.0, 38.0)]
 
 
 def test_phase_numbers_share_latency_and_errors():
@@ -199,36 +205,169 @@ def test_dead_replica_in_flight_tries_errors_and_return():
     entries += [entry(t, [("a:1", "200")], "api-1") for t in (11, 13, 15)]
     requests = [req(11, "api-1"), req(12.5, "", 502), req(17.0, "api-4"), req(16.5, "api-1")]
     requests += [req(9.9, "", 502, ms=200), req(9.0, "", 502, ms=100)]  # at the death, before
-    numbers = dead_replica_numbers(entries, ORIGIN, "api-4", died, 2.0, requests, ORIGIN + 20)
+    numbers = dead_replica_numbers(
+        entries, ORIGIN, "api-4", died, 2.0, requests, ORIGIN + 20, ready_after_s=0.4
+    )
     assert numbers["dead_in_flight"] == 1
     assert numbers["dead_tries"] == 3 and numbers["dead_try_times_s"] == [0.2, 2.3, 4.4]
     assert numbers["dead_tries_allowed"] == 1 + 4  # 7 s down / 2 s fail_timeout, rounded up
     assert numbers["dead_errors"] == 2 and numbers["last_error_after_s"] == 2.55
     assert numbers["back_after_s"] == 1.0
+    assert (numbers["ready_after_s"], numbers["rejoined_after_s"]) == (0.4, 0.6)
 
 
-def test_modulo_hashing_moves_most_keys_when_one_of_four_leaves():
-    keys = [f"key-{i:04d}" for i in range(500)]
-    moved = modulo_moved(keys, 4, 3)
-    expected = sum(
-        zlib.crc32(k.encode()) % 4 != (0, 1, 2)[zlib.crc32(k.encode()) % 3] for k in keys
-    ) / len(keys)
-    assert moved == expected and 0.6 <= moved <= 0.9
-    assert modulo_moved([], 4, 3) == 0.0
+def test_a_replica_that_never_answers_again_has_no_back_time():
+    died = Phase("dead", 10.0, 16.0)
+    requests = [req(17.0, "api-1"), req(15.0, "api-4")]  # api-4 answered only before
+    numbers = dead_replica_numbers([], ORIGIN, "api-4", died, 2.0, requests, ORIGIN + 20, 1.0)
+    assert numbers["back_after_s"] is None and numbers["rejoined_after_s"] is None
+    assert numbers["dead_tries_allowed"] == 1 + 5  # down until the end: 10 s / 2 s
+    assert first_answer_after(requests, "api-4", ORIGIN + 16) == float("inf")
+    assert first_answer_after(requests, "api-4", ORIGIN) == ORIGIN + 15.0
 
 
-def test_key_numbers_affinity_and_moves():
-    plan = [Phase("healthy", 0, 4), Phase("slow", 4, 10), Phase("dead", 10, 16)]
+NAMES = {"a:1": "api-1", "a:2": "api-2", "a:3": "api-3", "a:4": "api-4"}
+
+
+def answered(t: float, homes: dict[str, str]) -> list[nginx.AccessEntry]:
+    return [entry(t, [(addr, "200")], NAMES[addr], key) for key, addr in homes.items()]
+
+
+def test_moved_keys_votes_by_majority_and_names_whose_keys_moved():
+    before = key_replicas(answered(1, {"k1": "a:1", "k2": "a:4"}), [(ORIGIN, ORIGIN + 5)],
+                          retried=False)  # fmt: skip
+    after = key_replicas(
+        answered(6, {"k1": "a:1", "k2": "a:1"}) + answered(6.1, {"k1": "a:2", "k3": "a:3"})
+        + answered(6.2, {"k1": "a:1"}),
+        [(ORIGIN + 5, ORIGIN + 10)],
+        retried=False,
+    )  # fmt: skip
+    assert after["k1"] == {"api-1": 2, "api-2": 1}
+    assert moved_keys(before, after, "api-4") == {
+        "compared": 2, "moved": 1, "moved_pct": 50.0, "of_it": 1, "moved_not_of_it": 0,
+    }  # fmt: skip
+    assert moved_keys({}, after, "api-4")["moved_pct"] == 0.0
+
+
+def test_key_numbers_when_the_replica_died_and_when_it_was_removed():
+    plan = [Phase("healthy", 0, 4), Phase("slow", 4, 10), Phase("dead", 10, 16),
+            Phase("back", 16, 28), Phase("removed", 28, 38)]  # fmt: skip
     homes = {"k1": "a:1", "k2": "a:2", "k3": "a:4", "k4": "a:4"}
-    names = {"a:1": "api-1", "a:2": "api-2", "a:4": "api-4"}
-    entries = [entry(1, [(addr, "200")], names[addr], key) for key, addr in homes.items()]
-    after = {"k1": "a:1", "k2": "a:2", "k3": "a:1", "k4": "a:2"}
-    entries += [entry(12, [(addr, "200")], names[addr], key) for key, addr in after.items()]
+    entries = answered(1, homes)
     entries += [entry(9.9, [("a:4", "502"), ("a:1", "200")], "api-1", "k3")]  # in flight
-    numbers = key_numbers(entries, ORIGIN, plan, "api-4", 4)
-    assert numbers["keys_single_replica_pct"] == 100.0
-    assert (numbers["keys_compared"], numbers["keys_moved"], numbers["keys_of_dead"]) == (4, 2, 2)
-    assert numbers["keys_moved_pct"] == 50.0 and numbers["keys_moved_not_of_dead"] == 0
+    # dead: only its keys move; a retried request says where a key went
+    entries += answered(12, {"k1": "a:1", "k2": "a:2", "k4": "a:2"})
+    entries += [entry(12.1, [("a:4", "502"), ("a:1", "200")], "api-1", "k3")]
+    # back: k5 first seen only after api-4 answered again (at 19 s), on api-4
+    entries += answered(17, {"k5": "a:1"}) + answered(20, {"k5": "a:4"})
+    # removed: the old worker still answers by the old upstream within the settle time
+    entries += answered(28 + RELOAD_SETTLE_S / 2, {"k1": "a:4", "k2": "a:4"})
+    entries += answered(30, {"k1": "a:1", "k2": "a:3", "k3": "a:3", "k4": "a:1", "k5": "a:2"})
+    numbers = key_numbers(entries, ORIGIN, plan, "api-4", back_s=ORIGIN + 19)
+    assert numbers["keys_up"] == 5 and numbers["keys_single_replica_pct"] == 100.0
+    assert (numbers["died_keys_compared"], numbers["died_keys_moved"]) == (4, 2)
+    assert numbers["died_keys_of_it"] == 2 and numbers["died_keys_moved_not_of_it"] == 0
+    assert (numbers["removed_keys_compared"], numbers["removed_keys_moved"]) == (5, 4)
+    assert numbers["removed_keys_of_it"] == 3 and numbers["removed_keys_moved_not_of_it"] == 1
+    assert numbers["removed_keys_moved_pct"] == 80.0
+    no_scale_in = key_numbers(entries, ORIGIN, plan[:4], "api-4", back_s=ORIGIN + 19)
+    assert "removed_keys_moved_pct" not in no_scale_in and no_scale_in["keys_up"] == 5
+
+
+# --- the checks, judged on synthetic results --------------------------------------------------
+
+
+def result(name: str, **extra: object) -> VariantResult:
+    return VariantResult(name, 38, 3000, 0, {"200": 3000}, 0, 0, 0, 0, 0, 0, extra=extra)
+
+
+FAILED_OVER = {"dead_replica": "api-4", "dead_errors": 0, "last_error_after_s": None,
+               "dead_in_flight": 3, "dead_tries": 3, "dead_tries_allowed": 7,
+               "back_after_s": 5.3, "ready_after_s": 4.7, "rejoined_after_s": 0.6}  # fmt: skip
+NO_HEALTH_CHECK = {**FAILED_OVER, "dead_tries": 338, "back_after_s": 4.7, "rejoined_after_s": 0.0}
+
+
+def check(name: str):  # noqa: ANN201
+    return next(c for c in lb.LAB.checks if c.name == name)
+
+
+def test_every_failover_check_is_proven_against_the_variant_without_health_checks():
+    for variant in lb.BALANCERS:
+        name = f"{variant.name.replace('-', '_')}_fails_over_a_dead_replica"
+        assert lb.LAB.twin_of(check(name), variant.name) == "no-health-check"
+        results = {variant.name: result(variant.name, **FAILED_OVER),
+                   "no-health-check": result("no-health-check", **NO_HEALTH_CHECK)}  # fmt: skip
+        judged = judge_check(lb.LAB, check(name), results)
+        assert judged.passed and judged.proof == "proven", judged.proof_detail
+        assert "338 new requests" in judged.proof_detail
+
+
+@pytest.mark.parametrize(
+    "numbers, why",
+    [
+        ({"back_after_s": None, "rejoined_after_s": None}, "never, before the run ended"),
+        ({"back_after_s": 9.5, "rejoined_after_s": 4.8}, "4.8 s after it was ready"),
+        ({"rejoined_after_s": None, "ready_after_s": None}, "ready after None s"),
+        ({"dead_tries": 8}, "sent it 8 new requests"),
+        ({"dead_errors": 4, "last_error_after_s": 4.5}, "the last 4.5 s after"),
+    ],
+)  # fmt: skip
+def test_a_replica_not_ejected_or_not_back_fails_over_check(numbers: dict, why: str):
+    passed, detail = check("round_robin_fails_over_a_dead_replica").evaluate(
+        {"round-robin": result("round-robin", **{**FAILED_OVER, **numbers})}
+    )
+    assert not passed and why in detail
+
+
+def moved(pct: float, compared: int = 500) -> dict[str, object]:
+    return {"slow_replica": "api-4", "removed_keys_compared": compared,
+            "removed_keys_moved": round(pct * compared / 100), "removed_keys_moved_pct": pct,
+            "removed_keys_of_it": 120, "removed_keys_moved_not_of_it": 0}  # fmt: skip
+
+
+def test_the_key_check_needs_the_contrast_measured_on_enough_keys():
+    keys = check("hash_consistent_moves_only_the_removed_replicas_keys")
+    assert keys.variants == ("hash", "hash-plain") and not keys.not_applicable
+    results = {"hash": result("hash", **moved(22.8)), "hash-plain": result("p", **moved(76.2))}
+    judged = judge_check(lb.LAB, keys, results)
+    assert judged.passed and judged.proof == "proven", judged.detail
+    assert judged.proof_detail.startswith("[hash <- hash-plain]")
+    for hash_pct, plain_pct, compared in ((36.0, 76.2, 500), (22.8, 59.0, 500), (22.8, 76.2, 399)):
+        results = {"hash": result("hash", **moved(hash_pct, compared)),
+                   "hash-plain": result("p", **moved(plain_pct))}  # fmt: skip
+        assert not keys.evaluate(results)[0], (hash_pct, plain_pct, compared)
+
+
+# --- the experiment ---------------------------------------------------------------------------
+
+
+def test_the_twins_differ_from_their_variants_only_in_the_fix():
+    assert replace(lb.NO_HEALTH_CHECK, name="round-robin", summary=lb.ROUND_ROBIN.summary,
+                   twin=lb.ROUND_ROBIN.twin) == replace(
+        lb.ROUND_ROBIN, nginx=replace(lb.NGINX, upstream=replace(lb.UPSTREAM, max_fails=0))
+    )  # fmt: skip
+    assert lb.HASH.nginx.upstream.balance == "hash $arg_key consistent"
+    assert lb.HASH_PLAIN.nginx.upstream.balance == "hash $arg_key"
+    assert replace(lb.HASH_PLAIN, name="hash", summary=lb.HASH.summary, twin="hash-plain",
+                   nginx=lb.HASH.nginx) == lb.HASH  # fmt: skip
+
+
+def test_the_hash_variants_scale_in_after_the_others_end():
+    for variant in (lb.HASH, lb.HASH_PLAIN):
+        assert variant.faults[-1] == lb.SCALE_IN and variant.faults[:-1] == lb.FAULTS
+        assert variant.load.duration_s == lb.SCALE_IN.at_s + lb.REMOVED_PHASE_S
+    assert lb.SCALE_IN.at_s == lb.DURATION_S and lb.SCALE_IN.action == "remove"
+    assert {v.load.duration_s for v in lb.VARIANTS if v not in (lb.HASH, lb.HASH_PLAIN)} == {
+        lb.DURATION_S
+    }
+
+
+def test_the_back_phase_outlasts_start_up_and_rejoining():
+    """The restarted replica has time to answer again in every run (issue 16: it did not
+    when the back phase was 4 s and nginx's next try came after the run)."""
+    back = lb.DURATION_S - lb.START_AT_S
+    assert back >= lb.STARTUP_BUDGET_S + lb.REJOINS_WITHIN_S
+    assert lb.REJOINS_WITHIN_S >= lb.FAIL_TIMEOUT_S + 1  # nginx's clock: whole seconds
 
 
 def test_weighted_variant_down_weights_only_the_slow_replica():

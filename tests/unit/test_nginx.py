@@ -84,8 +84,24 @@ def test_nginx_t_failure_is_a_lab_error_with_nginx_message(tmp_path):
         lab="t", variant="v", listen="127.0.0.1:9000", servers=["127.0.0.1:9001"], layout=layout,
     )  # fmt: skip
     nginx.write_config(text, layout)
-    with pytest.raises(LabError, match=r"nginx rejected the config .*invalid value"):
+    with pytest.raises(LabError) as rejected:
         nginx.test_config(layout)
+    # nginx's two lines stay two lines, under ours: never merged into one.
+    ours, emerg, failed = str(rejected.value).splitlines()
+    assert ours == f"nginx rejected the config {layout.conf}:"
+    assert emerg.startswith("  nginx: [emerg] ") and "invalid value" in emerg
+    assert emerg.endswith(f"{layout.conf}:{text.splitlines().index(emerg_line(text)) + 1}")
+    assert failed == f"  nginx: configuration file {layout.conf} test failed"
+
+
+def emerg_line(config: str) -> str:
+    return next(line for line in config.splitlines() if "keepalive_timeout 0.9s" in line)
+
+
+def test_nginx_rejection_without_output_says_the_exit_status():
+    assert nginx.rejected("/x/nginx.conf", "\n", 1) == (
+        "nginx rejected the config /x/nginx.conf:\n  exit status 1"
+    )
 
 
 def test_missing_nginx_override_is_a_clear_error(monkeypatch):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from labs.engine.metrics import Request, VariantResult, summarize
 from labs.engine.spec import DeriveContext
+from labs.engine.verdicts import judge
 from labs.retries import lab
 
 ORIGIN = 1_000_000.0
@@ -47,10 +48,10 @@ def test_api_arrivals_are_placed_relative_to_the_first_request():
 
 
 def test_derive_computes_amplification_waves_and_failed_request_cost(tmp_path: Path):
-    # 10 s of buckets: 2 per bucket, 10 per bucket in the outage (2.0-3.0 s), a 40 wave at 3.5 s.
+    # 10 s of buckets: 2 per bucket, 3 per bucket in the outage (2.0-3.0 s), a 40 wave at 3.5 s.
     counts = [2] * 100
     for i in range(20, 30):
-        counts[i] = 10
+        counts[i] = 3
     counts[35] = 40
     result = result_with(counts)
     requests = [Request(ORIGIN + t / 10, "/work", 200, 50.0) for t in range(0, 100, 2)]
@@ -59,8 +60,9 @@ def test_derive_computes_amplification_waves_and_failed_request_cost(tmp_path: P
     write_logical(
         tmp_path,
         [
-            (2.1, 2.6, 3, 12, 503),
-            (2.2, 2.7, 3, 12, 503),
+            # the gateway's X-Attempts claimed 20 each; the api saw 12 each
+            (2.1, 2.6, 3, 20, 503),
+            (2.2, 2.7, 3, 20, 503),
             (0.1, 0.2, 1, 1, 200),
             (5, 5.1, 1, 2, 200),
         ],
@@ -68,13 +70,73 @@ def test_derive_computes_amplification_waves_and_failed_request_cost(tmp_path: P
     extra = lab.derive(DeriveContext(lab.NO_RETRY, result, requests, tmp_path))
     assert extra["client_requests"] == 54 and extra["client_retries"] == 2
     assert extra["api_attempts"] == sum(counts)
-    assert extra["outage_api_attempts"] == 100
+    assert extra["outage_api_attempts"] == 30
     assert extra["max_bucket_after_outage"] == 40
-    assert extra["attempts_per_failed_request"] == 12.0
+    # counted by the api: buckets 2.0-2.8 s, where only the two failed requests were in flight
+    assert (extra["attempts_per_failed_request"], extra["alone_at_api_s"]) == (12.0, 0.8)
     assert extra["failed_requests_in_outage"] == 2
     assert extra["failed_after_outage"] == 0
     assert extra["success_rate"] == round(50 / 54, 3)
     assert extra["gateway_retries"] == 3
+
+
+def _user(start: float, end: float, status: int = 503) -> lab.Logical:
+    return lab.Logical(start, end, 1, 1, status)
+
+
+def test_attempts_of_failed_requests_are_counted_where_only_they_reached_the_api():
+    xs = [round(i * 0.1, 1) for i in range(20)]
+    counts = [9, 9, 0, 0, 0, 4, 6, 2, 5, 9, 9] + [0] * 9
+    failed = [_user(0.52, 0.68), _user(0.61, 0.89)]  # buckets 5-6 and 6-8
+    others = [_user(0.05, 0.15, 200), _user(0.85, 1.05, 200)]  # 0-1 and 8-10
+    # buckets 5, 6, 7 had only the failed two in flight: 4 + 6 + 2 arrivals are theirs
+    assert lab.attempts_while_alone(failed, others, xs, counts) == (6.0, 0.3)
+    # a request of someone else's in flight over the same buckets: nothing can be told apart
+    assert lab.attempts_while_alone(failed, [*others, _user(0.4, 0.95, 200)], xs, counts) == (
+        -1.0, 0.0
+    )  # fmt: skip
+    assert lab.attempts_while_alone([], others, xs, counts) == (0.0, 0.0)
+    # the buckets are placed by the api's grid, here 50 ms before the first request
+    shifted = [round(x - 0.05, 2) for x in xs]
+    assert lab.attempts_while_alone(failed, others, shifted, counts)[1] == 0.3
+
+
+def test_final_window_counts_the_users_served_in_the_last_seconds():
+    steady = [_user(1.2 + i / 10, 1.3 + i / 10, 200) for i in range(50)]  # 10/s over 5 s
+    end = [_user(14.5 + i / 8, 14.6 + i / 8, 200) for i in range(24)]  # 8/s in the last 3 s
+    end[3] = _user(end[3].start_s, end[3].end_s, 503)
+    late = [_user(17.6, 17.7, 503)]  # after the window: may be cut off by Locust's stop
+    numbers = lab.final_window(steady + end + late, 18.0, 1.2, 6.2)
+    assert numbers == {
+        "final_requests": 24,
+        "final_success_rate": round(23 / 24, 3),
+        "final_rate_share": 0.8,
+    }
+    assert lab.final_window(steady, 18.0, 1.2, 6.2)["final_rate_share"] == 0.0
+
+
+def _graded(**extra: float) -> VariantResult:
+    result = summarize("x", [])
+    result.extra = {
+        "failed_after_outage": 0,
+        "success_rate": 1.0,
+        "final_success_rate": 1.0,
+        "final_rate_share": 0.9,
+        **extra,
+    }
+    return result
+
+
+def test_a_fix_holds_only_when_the_users_are_served_at_the_end():
+    assert lab.holds(_graded())
+    # waits that outlast the run: the stuck users are never recorded as failures, but
+    # they make no requests at the end
+    assert not lab.holds(_graded(final_rate_share=0.3))
+    assert not lab.holds(_graded(final_success_rate=0.9))
+    assert not lab.holds(_graded(failed_after_outage=40))
+    missing = _graded()
+    del missing.extra["final_rate_share"]
+    assert not lab.holds(missing)
 
 
 def test_derive_without_an_outage_still_has_every_key(tmp_path: Path):
@@ -115,15 +177,24 @@ def test_checks_pass_on_large_effects_and_explain_in_numbers():
             "success_rate": 0.95,
             "failed_after_outage": 90,
         },
-        layers={"attempts_per_failed_request": 12.0},
+        layers={"attempts_per_failed_request": 11.3, "alone_at_api_s": 4.4},
         budget={"outage_amplification": 1.0},
     )
     for result in results.values():
         result.extra["load_before_faults_s"] = 2.5
-    verdicts = {c.name: c.run(results) for c in lab.CHECKS}
+    verdicts = {c.name: c for c in judge(lab.LAB, results)}
     assert all(v.passed for v in verdicts.values()), verdicts
+    # Each one also fails when its variants' numbers are replaced by their twins'.
+    proofs = {name: v.proof for name, v in verdicts.items()}
+    assert proofs == {
+        **dict.fromkeys(proofs, "proven"),
+        "load_ran_before_the_incident": "not_applicable",
+    }
     detail = verdicts["immediate_amplifies_3x_full_jitter"].detail
     assert "immediate 15 vs full-jitter 3.3 (4.55x)" in detail and ">= 3 x" in detail
+    detail = verdicts["layers_multiply_attempts"].detail
+    assert "counted by the api in the 4.4 s" in detail
+    assert "layers 11.3, expected 9.6 .. 12" in detail
 
 
 def test_checks_fail_when_the_fix_is_gone():
@@ -139,7 +210,7 @@ def test_checks_fail_when_the_fix_is_gone():
     for result in results.values():
         result.extra["load_before_faults_s"] = 2.5
     results["budget"].extra["load_before_faults_s"] = -2.9  # Locust started late
-    verdicts = {c.name: c.run(results).passed for c in lab.CHECKS}
+    verdicts = {c.name: c.passed for c in judge(lab.LAB, results)}
     assert verdicts == {
         "load_ran_before_the_incident": False,
         "immediate_amplifies_3x_full_jitter": True,

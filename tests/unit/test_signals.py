@@ -45,3 +45,23 @@ def test_result_passes_through_when_nothing_happens():
         return 42
 
     assert run_interruptible(answer()) == 42
+
+
+def test_on_signal_runs_once_before_the_tasks_unwind():
+    calls: list[tuple[int, bool]] = []
+    cancelled = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, os.kill, os.getpid(), signal.SIGINT)
+        loop.call_later(0.06, os.kill, os.getpid(), signal.SIGTERM)  # a repeat: no 2nd call
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            await asyncio.sleep(0.1)  # clean-up takes a while: the repeat arrives now
+            raise
+
+    with pytest.raises(Interrupted):
+        run_interruptible(main(), on_signal=lambda signum: calls.append((signum, bool(cancelled))))
+    assert calls == [(signal.SIGINT, False)], "once, before the task saw its cancellation"

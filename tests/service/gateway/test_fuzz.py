@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from services.api.app import ApiConfig
 from services.api.app import create_app as create_api
-from services.gateway.app import DownstreamConfig, GatewayConfig, create_app
-from services.gateway.retry import RetryPolicy
+from services.gateway.app import create_app
+from services.gateway.config import DownstreamConfig, GatewayConfig
+from services.gateway.retry.policy import RetryPolicy
 from tests.service.fuzzing import METHODS, SETTINGS, headers, paths, send, serve_in_thread
 
 RETRYING = RetryPolicy("full-jitter", max_attempts=3, base_s=0.01, cap_s=0.05, deadline_s=5)

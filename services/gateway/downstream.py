@@ -1,0 +1,224 @@
+"""Downstream: one dependency of the gateway and the resilience stack its calls go through.
+
+Outermost first:
+
+1. the per-request deadline (`RetryPolicy.deadline_s`) bounds everything below;
+2. the bulkhead (optional): the downstream's own connection pool and a cap on its calls
+   in flight, so one slow dependency cannot hold every connection and task of the gateway;
+   a call over the cap is refused at once (503, Retry-After);
+3. the circuit breaker (optional, services.gateway.breaker over pybreaker): after
+   `fail_max` consecutive failures (timeouts, connection errors, 5xx; 4xx are neutral) it
+   refuses calls at once (503, Retry-After) for `reset_timeout_s`, then lets one trial
+   through; every transition is logged, counted and exported (breaker_state gauge);
+4. `call_with_retries` (services.gateway.retry.call): a fresh tenacity `AsyncRetrying` per
+   call, the downstream's `RetryPolicy`, an optional process-wide `RetryBudget`, and a
+   per-attempt `ClientTimeout` (connect, read, total) clipped to the deadline. Retries sit
+   inside the breaker, so the breaker judges whole calls and an open circuit is never
+   retried against.
+
+Without a bulkhead the downstreams share one pool (`pool="shared"`, services.gateway.pool)
+or each gets a plain pool of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import random
+import time
+from collections import Counter
+from collections.abc import Mapping
+
+import aiohttp
+import pybreaker
+
+from services.common import metrics
+from services.gateway import breaker as cb
+from services.gateway.bulkhead import Bulkhead, BulkheadFullError
+from services.gateway.config import DownstreamConfig
+from services.gateway.pool import SharedPool, new_session
+from services.gateway.retry.call import call_with_retries
+from services.gateway.retry.outcome import Outcome, outcome_label
+from services.gateway.retry.stats import AttemptStats
+
+FORWARDED_HEADERS = ("Content-Type", "Idempotency-Key", "Accept")
+"""Request headers passed on to the downstream; the rest stay at the gateway."""
+
+
+def breaker_outcome(outcome: Outcome) -> cb.Outcome:
+    """How a call's final outcome counts for the breaker: no answer (timeout, connection
+    error) and 5xx are failures of the dependency; 4xx say nothing about its health (the
+    caller's mistake, or its own rate limit), so they are neutral."""
+    if outcome.error is not None or (outcome.status or 0) >= 500:
+        return cb.Outcome.FAILURE
+    if (outcome.status or 0) >= 400:
+        return cb.Outcome.NEUTRAL
+    return cb.Outcome.SUCCESS
+
+
+class _BreakerGauge(pybreaker.CircuitBreakerListener):
+    """Keeps the breaker_state gauge of /metrics in step with every transition."""
+
+    def __init__(self, service_metrics: metrics.ServiceMetrics, name: str) -> None:
+        self._metrics = service_metrics
+        self._name = name
+
+    def state_change(self, cb_: pybreaker.CircuitBreaker, old_state, new_state) -> None:
+        self._metrics.set_breaker_state(self._name, new_state.name)
+
+
+class Downstream:
+    """One dependency: its session and pool (own, shared or a bulkhead's), its breaker,
+    policy, budget and counters."""
+
+    def __init__(
+        self,
+        config: DownstreamConfig,
+        rng: random.Random,
+        service_metrics: metrics.ServiceMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self.stats = AttemptStats()
+        self.budget = config.budget.build() if config.budget else None
+        self.calls: Counter[str] = Counter()
+        """Final answer of every call, by outcome label ("200", "503", "timeout",
+        "bulkhead_full", "breaker_open", ...)."""
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._metrics = service_metrics
+        self._urls = itertools.cycle(config.urls)
+        self._session: aiohttp.ClientSession | None = None
+        self._owns_session = True
+        self._shared: SharedPool | None = None
+        bulkhead = config.bulkhead_config()
+        self.bulkhead = Bulkhead(bulkhead) if bulkhead else None
+        self.breaker: cb.AsyncCircuitBreaker | None = None
+        if config.breaker is not None:
+            listeners = [_BreakerGauge(service_metrics, config.name)] if service_metrics else []
+            self.breaker = cb.AsyncCircuitBreaker(config.breaker, listeners=listeners)
+            if service_metrics:
+                service_metrics.set_breaker_state(config.name, self.breaker.state)
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None
+
+    async def start(self, shared: SharedPool | None = None) -> None:
+        """Use the gateway's `shared` pool, or a pool of this downstream's own."""
+        if shared is not None:
+            self._shared, self._session, self._owns_session = shared, shared.session, False
+        elif self.bulkhead is not None:
+            await self.bulkhead.start()
+            self._session = self.bulkhead.session
+        else:
+            self._session = new_session(self.config.max_connections)
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if self.bulkhead is not None:
+            await self.bulkhead.close()
+        elif session is not None and self._owns_session:
+            await session.close()
+
+    async def call(self, method: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+        """One request through the stack: bulkhead, breaker, retries (module docstring).
+        A refusal by the bulkhead or the breaker comes back as an Outcome whose error is
+        the `BulkheadFullError` / `CircuitOpenError`."""
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.bulkhead is None:
+                outcome = await self._guarded(method, headers, body)
+            else:
+                async with self.bulkhead.slot():
+                    outcome = await self._guarded(method, headers, body)
+        except (BulkheadFullError, cb.CircuitOpenError) as refused:
+            outcome = Outcome(error=refused, attempts=0)
+            if self._metrics is not None:
+                self._metrics.rejected.labels(self._metrics.service, _refusal(refused)).inc()
+        finally:
+            self.in_flight -= 1
+        self.calls[call_label(outcome)] += 1
+        return outcome
+
+    async def _guarded(self, method: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+        if self.breaker is None:
+            return await self._retried(method, headers, body)
+        return await self.breaker.call(
+            self._retried, method, headers, body, classify=breaker_outcome
+        )
+
+    async def _retried(self, method: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+        assert self._session is not None, "downstream not started"
+        session = self._session
+        forwarded = {k: headers[k] for k in FORWARDED_HEADERS if k in headers}
+
+        async def send(timeout_s: float) -> Outcome:
+            url = next(self._urls) + self.config.path
+            wait_s = self.config.timeouts.connect_s
+            slot = self._shared.slot(wait_s) if self._shared else contextlib.nullcontext()
+            async with (
+                slot,
+                session.request(
+                    method,
+                    url,
+                    data=body or None,
+                    headers=forwarded,
+                    timeout=self.config.timeouts.for_attempt(timeout_s),
+                ) as response,
+            ):
+                payload = await response.read()
+                return Outcome(status=response.status, headers=response.headers, body=payload)
+
+        return await call_with_retries(
+            send,
+            self.config.policy,
+            method=method,
+            headers=headers,
+            budget=self.budget,
+            stats=self.stats,
+            rng=self.rng,
+        )
+
+    def snapshot(self) -> dict[str, object]:
+        timeouts = self.config.timeouts
+        return {
+            "urls": list(self.config.urls),
+            "routes": list(self.config.routes),
+            "policy": self.config.policy.as_dict(),
+            "timeouts": {"connect_s": timeouts.connect_s, "read_s": timeouts.read_s},
+            "pool": "own" if self._owns_session else "shared",
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+            "calls": dict(sorted(self.calls.items())),
+            **self.stats.snapshot(),
+            "budget": self.budget.snapshot() if self.budget else None,
+            "bulkhead": self.bulkhead.snapshot() if self.bulkhead else None,
+            "breaker": breaker_snapshot(self.breaker) if self.breaker else None,
+        }
+
+
+def breaker_snapshot(breaker: cb.AsyncCircuitBreaker) -> dict[str, object]:
+    """The adapter's snapshot plus its latest transitions on the wall clock (epoch
+    seconds), so a lab can line them up with its clients' requests."""
+    offset = time.time() - time.monotonic()
+    return {
+        **breaker.snapshot(),
+        "reset_timeout_s": breaker.config.reset_timeout_s,
+        "transition_log": [
+            {"epoch_s": round(at + offset, 4), "from": old, "to": new}
+            for at, old, new in breaker.transitions
+        ],
+    }
+
+
+def _refusal(error: BaseException) -> str:
+    return "bulkhead_full" if isinstance(error, BulkheadFullError) else "breaker_open"
+
+
+def call_label(outcome: Outcome) -> str:
+    """outcome_label, plus the two refusals that never reached the downstream."""
+    if isinstance(outcome.error, BulkheadFullError | cb.CircuitOpenError):
+        return _refusal(outcome.error)
+    return outcome_label(outcome)
