@@ -21,7 +21,7 @@ def swept_offset(k: int, low: float, high: float) -> float:
 
 class BurstClock:
     """When the next burst fires: `gap + offset(k)` after the *median* response of
-    burst k came back, the gap taken in turn from a cycle (e.g. 1 s, 1 s, 5 s). A
+    burst k - 1 came back, the gap taken in turn from a cycle (e.g. 1 s, 1 s, 5 s). A
     backend arms its idle timer as it answers, and most of a burst's answers leave
     together, so the median marks when most pooled connections will be closed,
     however long the burst took on a busy machine.
@@ -41,8 +41,7 @@ class BurstClock:
             raise ValueError("gap + smallest offset must be > 0")
         swept_offset(0, offset_low_s, offset_high_s)
         self.gaps_s = gaps
-        """Base gaps, in turn: burst k fires gaps_s[(k - 1) % len] + offset(k) after the
-        median response of burst k - 1 (one gap: every burst idles the same)."""
+        """Base gaps, in turn (one gap: every burst idles the same)."""
         self.low = offset_low_s
         self.high = offset_high_s
         self.index = 0
@@ -50,10 +49,13 @@ class BurstClock:
         self.outstanding = 0
         self._returned: list[float] = []
 
-    @property
-    def gap_s(self) -> float:
-        """The base gap before the next burst."""
-        return self.gaps_s[self.index % len(self.gaps_s)]
+    def gap_before(self, k: int) -> float | None:
+        """The base gap burst k waited for (None for the first burst)."""
+        return self.gaps_s[(k - 1) % len(self.gaps_s)] if k else None
+
+    def offset(self, k: int) -> float:
+        """The swept offset added to burst k's gap."""
+        return swept_offset(k, self.low, self.high)
 
     def join(self) -> int:
         """A user fires in the current burst; returns its index."""
@@ -67,11 +69,8 @@ class BurstClock:
         self._returned.append(now)
         if self.outstanding > 0:
             return False
-        import os
-        q = float(os.environ.get("LAB_ANCHOR_Q", "0.5"))
-        median = sorted(self._returned)[int((len(self._returned) - 1) * q)]
+        median = sorted(self._returned)[(len(self._returned) - 1) // 2]
         self._returned.clear()
-        gap = self.gap_s
         self.index += 1
-        self.fire_at = median + gap + swept_offset(self.index, self.low, self.high)
+        self.fire_at = median + (self.gap_before(self.index) or 0.0) + self.offset(self.index)
         return True

@@ -12,6 +12,11 @@ instead of always landing on one side of it.
 Users that pace themselves independently do not reproduce it: nginx reuses the
 most recently returned connection first, so the old ones time out unnoticed.
 
+Each response's X-Connection-Requests header (the api numbers the requests on each
+connection) says whether it rode a reused connection. When the engine records, the
+file bursts.csv (beside its requests.csv) gets one row per burst: the gap it followed,
+its requests, 502s, requests with no response, and requests on a reused connection.
+
 Environment (all optional):
   LAB_METHOD          POST (default) or GET
   LAB_PATH            request path (default /work)
@@ -27,19 +32,21 @@ By hand, with the web UI:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
 import gevent
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, constant, events, task
 
-import loadtests.recorder  # noqa: F401  (records every request for the engine)
+from loadtests import recorder  # records every request for the engine
 from loadtests.pacing import BurstClock
 
 METHOD = os.environ.get("LAB_METHOD", "POST").upper()
 PATH = os.environ.get("LAB_PATH", "/work")
 BODY = b'{"item": "widget", "quantity": 1}'
-STAGGER_S = float(os.environ.get("LAB_STAGGER_MS", "0")) / 1000
+REQUESTS_HEADER = "X-Connection-Requests"
+"""The api numbers the requests on each connection: 1 = a new connection, more = reused."""
 JOIN_WINDOW_S = 0.005
 """A user later than this after the burst fired waits for the next one."""
 
@@ -49,6 +56,8 @@ CLOCK = BurstClock(
     offset_low_s=float(os.environ.get("LAB_OFFSET_MIN_MS", "-9")) / 1000,
     offset_high_s=float(os.environ.get("LAB_OFFSET_MAX_MS", "-1")) / 1000,
 )
+BURSTS: dict[int, list[float]] = {}
+"""Burst index -> [first start (epoch s), requests, 502s, no response, reused connections]."""
 
 
 def _wait_for_burst() -> None:
@@ -64,20 +73,50 @@ def _wait_for_burst() -> None:
         gevent.sleep(0.005)
 
 
+def _tally(burst: int, started: float, response) -> None:
+    row = BURSTS.setdefault(burst, [started, 0, 0, 0, 0])
+    row[0] = min(row[0], started)
+    row[1] += 1
+    status = getattr(response, "status_code", 0) or 0
+    row[2] += status == 502
+    row[3] += status == 0
+    with contextlib.suppress(AttributeError, ValueError):  # no response, or no header
+        row[4] += int(response.headers.get(REQUESTS_HEADER) or 0) > 1
+
+
 class BurstUser(FastHttpUser):
     wait_time = constant(0)
 
     @task
     def fire(self) -> None:
         _wait_for_burst()
-        position = CLOCK.outstanding
-        CLOCK.join()
-        if STAGGER_S:
-            gevent.sleep(position * STAGGER_S)
+        burst = CLOCK.join()
+        started = time.time()
+        response = None
         try:
             if METHOD == "POST":
-                self.client.post(PATH, data=BODY, headers={"Content-Type": "application/json"})
+                response = self.client.post(
+                    PATH, data=BODY, headers={"Content-Type": "application/json"}
+                )
             else:
-                self.client.get(PATH)
+                response = self.client.get(PATH)
         finally:
+            _tally(burst, started, response)
             CLOCK.done(time.time())
+
+
+@events.quitting.add_listener
+def _write_bursts(**_kw) -> None:
+    """bursts.csv: one row per burst, with the idle gap it followed and how many of its
+    requests rode a reused connection (the keepalive lab's reuse and probes)."""
+    rows = []
+    for burst, (fired, requests, failed, lost, reused) in sorted(BURSTS.items()):
+        gap = CLOCK.gap_before(burst)
+        rows.append((
+            burst, "" if gap is None else round(gap * 1000, 3),
+            round(CLOCK.offset(burst) * 1000, 3) if burst else "", f"{fired:.6f}",
+            int(requests), int(failed), int(lost), int(reused),
+        ))  # fmt: skip
+    header = ("burst", "gap_ms", "offset_ms", "fired_s", "requests", "status_502",
+              "no_response", "reused")  # fmt: skip
+    recorder.write_csv_beside_events("bursts.csv", header, rows)

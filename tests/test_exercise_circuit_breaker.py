@@ -135,3 +135,10 @@ def test_grade_passes_the_fix_and_fails_timeouts_alone(exercise_env, tmp_path):
     partial = grade_with(exercise_env, tmp_path, "circuit-breaker", timeouts_only)
     assert partial.returncode == 1, partial.stdout + partial.stderr
     assert "after your change: still" in partial.stdout
+
+
+def test_fix_holds_judges_a_run_with_nothing_in_it_as_not_holding():
+    from labs.circuit_breaker.lab import fix_holds
+    from labs.engine.metrics import summarize
+
+    assert fix_holds(summarize("after", [])) is False

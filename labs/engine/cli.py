@@ -637,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     topology_option(up)
     up.set_defaults(handler=cmd_up)
 
-    status = commands.add_parser("status", help="what `lab up` has running, with its URLs")
+    status = commands.add_parser("status", help="what `lab up` has running: URLs, log files")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument(
         "--log", metavar="NAME", help="print one log's path (nginx-error, nginx-access, api-1, ...)"

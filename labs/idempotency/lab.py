@@ -128,7 +128,12 @@ def duplicates_reproduced(variant: str) -> Check:
             f"over >= {MIN_INTENTS} intents"
         )
 
-    return Check(f"{variant}_duplicates_orders".replace("-", "_"), evaluate, (variant,))
+    return Check(
+        f"{variant}_duplicates_orders".replace("-", "_"),
+        evaluate,
+        (variant,),
+        measure=lambda results: results[variant].number("duplicate_pct"),
+    )
 
 
 def exactly_once_effect(variant: str) -> Check:
@@ -156,7 +161,13 @@ def exactly_once_effect(variant: str) -> Check:
             f"intents and >= {MIN_RETRIES} retries"
         )
 
-    return Check(f"{variant}_no_duplicates_no_lost".replace("-", "_"), evaluate, (variant,))
+    def wrong(results: Mapping[str, VariantResult]) -> float:
+        r = results[variant]
+        return sum(r.number(k) for k in ("duplicates", "lost", "mismatches", "client_gave_up"))
+
+    return Check(
+        f"{variant}_no_duplicates_no_lost".replace("-", "_"), evaluate, (variant,), measure=wrong
+    )
 
 
 # --- exercise --------------------------------------------------------------------------------

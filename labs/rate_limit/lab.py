@@ -11,7 +11,7 @@ Redis dies the limiter fails open (the api stays up, the limit is gone).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -174,13 +174,23 @@ def _accepted(r: VariantResult) -> str:
     )
 
 
+def _times(variant: str) -> Callable[[Mapping[str, VariantResult]], float]:
+    """The noisy tenant's accepted rate, in multiples of the limit."""
+    return lambda results: _noisy(results[variant])["accepted_rps"] / LIMIT_RPS
+
+
 def at_least_times_limit(variant: str, factor: float) -> Check:
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results[variant]
         passed = _noisy(r)["accepted_rps"] >= factor * LIMIT_RPS
         return passed, f"{variant}: {_accepted(r)}, expected >= {factor:g} x"
 
-    return Check(f"{variant}_lets_through_{factor:g}x_the_limit", evaluate, (variant,))
+    return Check(
+        f"{variant}_lets_through_{factor:g}x_the_limit",
+        evaluate,
+        (variant,),
+        measure=_times(variant),
+    )
 
 
 def holds_the_limit(variant: str, tolerance: float = HOLD_TOLERANCE) -> Check:
@@ -190,7 +200,7 @@ def holds_the_limit(variant: str, tolerance: float = HOLD_TOLERANCE) -> Check:
         low, high = 1 - tolerance, 1 + tolerance
         return low <= ratio <= high, f"{variant}: {_accepted(r)}, expected {low:g}-{high:g} x"
 
-    return Check(f"{variant}_holds_the_limit", evaluate, (variant,))
+    return Check(f"{variant}_holds_the_limit", evaluate, (variant,), measure=_times(variant))
 
 
 def burst_at_once(variant: str, burst: int, contrast: str) -> Check:
@@ -206,7 +216,12 @@ def burst_at_once(variant: str, burst: int, contrast: str) -> Check:
             f"{contrast} without burst: {other}), expected >= {burst}"
         )
 
-    return Check(f"{variant}_accepts_the_burst_at_once", evaluate, (variant, contrast))
+    return Check(
+        f"{variant}_accepts_the_burst_at_once",
+        evaluate,
+        (variant, contrast),
+        measure=lambda results: _noisy(results[variant])["accepted_first_window"],
+    )
 
 
 def quiet_unharmed(variant: str, min_pct: float = 99.0, min_requests: int = 50) -> Check:
@@ -221,7 +236,12 @@ def quiet_unharmed(variant: str, min_pct: float = 99.0, min_requests: int = 50) 
             f"p99 {q['p99_ms']:.1f} ms), expected >= {min_pct:g} % over >= {min_requests}"
         )
 
-    return Check(f"{variant}_quiet_tenant_gets_through", evaluate, (variant,))
+    return Check(
+        f"{variant}_quiet_tenant_gets_through",
+        evaluate,
+        (variant,),
+        measure=lambda results: _quiet(results[variant])["success_pct"],
+    )
 
 
 def every_429_has_retry_after(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
@@ -256,7 +276,10 @@ def fails_open(variant: str, tolerance: float = 0.15, factor: float = 3.0) -> Ch
             f"{1 - tolerance:g}-{1 + tolerance:g} x then >= {factor:g} x the {LIMIT_RPS}/s limit"
         )
 
-    return Check(f"{variant}_fails_open", evaluate, (variant,))
+    def after(results: Mapping[str, VariantResult]) -> float:
+        return float(results[variant].extra.get("noisy_accepted_rps_after", 0.0)) / LIMIT_RPS  # type: ignore[arg-type]
+
+    return Check(f"{variant}_fails_open", evaluate, (variant,), measure=after)
 
 
 def accepted_per_second(r: VariantResult) -> Series:

@@ -15,9 +15,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.api", description=__doc__)
     add_server_arguments(parser, replica_id="api-1", seed_help="seed for injected randomness")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="injected latency")
-    parser.add_argument(
-        "--latency-jitter-ms", type=float, default=0.0, help="up to this much more, uniform"
-    )
     parser.add_argument("--error-status", type=int, default=0, help="injected error status")
     parser.add_argument("--error-rate", type=float, default=1.0, help="share of requests failed")
     parser.add_argument("--max-concurrent", type=int, default=0, help="503 above this many")
@@ -33,7 +30,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         faults = Faults(
             latency_ms=args.latency_ms,
-            latency_jitter_ms=args.latency_jitter_ms,
             error_status=args.error_status,
             error_rate=args.error_rate,
             max_concurrent=args.max_concurrent,

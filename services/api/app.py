@@ -4,12 +4,15 @@ Public routes (nginx proxies these): GET/POST /work, GET /healthz, GET /readyz (
 while the process drains on its way out: services.common.shutdown), and with
 `--orders redis` the orders resource (services.api.orders).
 Admin routes (nginx never exposes them): /admin/faults, /admin/stats, /metrics (Prometheus).
+Every response names the process that sent it: `X-Replica-Boot`, a random id drawn at
+start-up, so a client behind the proxy can tell a restarted replica from the old one.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -17,12 +20,13 @@ from aiohttp import web
 
 from services.api import orders, ratelimit
 from services.api.arrivals import Arrivals
-from services.api.connections import ConnectionReuse
+from services.api.connections import REQUESTS_HEADER, ConnectionReuse
 from services.api.faults import FaultError, Faults
 from services.common import metrics, shutdown
 from services.common.problem import problem, problem_errors
 
 MAX_BODY_BYTES = 64 * 1024
+BOOT_HEADER = "X-Replica-Boot"
 
 
 @dataclass
@@ -47,7 +51,11 @@ class ApiState:
     arrivals: Arrivals = field(default_factory=Arrivals)
     """Work requests per 100 ms (the retries lab plots retry waves from it)."""
     connections: ConnectionReuse = field(default_factory=ConnectionReuse)
-    """Work requests on new vs reused keep-alive connections (the keepalive lab)."""
+    """Work requests on new vs reused keep-alive connections, and connections the api
+    closed first (the keepalive lab); each work response says which request on its
+    connection it answered (`X-Connection-Requests`)."""
+    boot: str = field(default_factory=lambda: secrets.token_hex(4))
+    """This process's id (`X-Replica-Boot`): a replica started again gets a new one."""
 
 
 STATE = web.AppKey("state", ApiState)
@@ -56,6 +64,7 @@ STATE = web.AppKey("state", ApiState)
 def create_app(config: ApiConfig) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problem_errors])
     app[STATE] = ApiState(config=config, rng=random.Random(config.seed))
+    app.on_response_prepare.append(_name_the_boot)
     app.router.add_get("/work", work)
     app.router.add_post("/work", work)
     app.router.add_get("/healthz", healthz)
@@ -77,10 +86,14 @@ def create_app(config: ApiConfig) -> web.Application:
     return app
 
 
+async def _name_the_boot(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[BOOT_HEADER] = request.app[STATE].boot
+
+
 async def work(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     state.arrivals.record()
-    state.connections.record(request.transport)
+    carried = state.connections.record(request.transport)
     state.in_flight += 1
     try:
         response = await _do_work(request, state)
@@ -88,6 +101,7 @@ async def work(request: web.Request) -> web.StreamResponse:
         state.in_flight -= 1
     state.responses[response.status] += 1
     response.headers["X-Replica"] = state.config.replica_id
+    response.headers[REQUESTS_HEADER] = str(carried)
     return response
 
 
@@ -103,9 +117,9 @@ async def _do_work(request: web.Request, state: ApiState) -> web.Response:
         return _outage_response(faults)
     if faults.max_concurrent and state.in_flight > faults.max_concurrent:
         return problem(503, "Service Unavailable", "over capacity (injected limit)")
-    if latency_s := faults.latency_s(state.rng):
+    if faults.latency_ms:
         # An outage that starts meanwhile fails this request at once, like a crash would.
-        await faults.delay(latency_s)
+        await faults.delay(faults.latency_ms / 1000)
         if faults.in_outage():
             return _outage_response(faults)
     if faults.should_fail(state.rng):

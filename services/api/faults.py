@@ -22,9 +22,6 @@ class Faults:
     latency_ms: float = 0.0
     """Added to every work request before it is answered (and to POST /orders before
     the commit)."""
-    latency_jitter_ms: float = 0.0
-    """Up to this much more on each work request, drawn uniformly (seeded): a burst's
-    answers leave over that spread instead of all at once."""
     error_status: int = 0
     """Status returned instead of the work (0 = no injected errors)."""
     error_rate: float = 1.0
@@ -47,8 +44,6 @@ class Faults:
     def validate(self) -> None:
         if not 0 <= self.latency_ms <= 600_000:
             raise FaultError("latency_ms must be between 0 and 600000")
-        if not 0 <= self.latency_jitter_ms <= 600_000:
-            raise FaultError("latency_jitter_ms must be between 0 and 600000")
         if self.error_status and not 400 <= self.error_status <= 599:
             raise FaultError("error_status must be 0 or an HTTP error status (400-599)")
         if not 0.0 <= self.error_rate <= 1.0:
@@ -107,11 +102,6 @@ class Faults:
 
     def outage_remaining_s(self) -> float:
         return max(0.0, self._outage_until - time.monotonic())
-
-    def latency_s(self, rng: random.Random) -> float:
-        """This work request's injected latency: latency_ms plus its share of the jitter."""
-        jitter = rng.uniform(0, self.latency_jitter_ms) if self.latency_jitter_ms else 0.0
-        return (self.latency_ms + jitter) / 1000
 
     def should_fail(self, rng: random.Random) -> bool:
         return bool(self.error_status) and rng.random() < self.error_rate

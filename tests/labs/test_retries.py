@@ -37,7 +37,15 @@ def test_retries_check_shows_storms_waves_and_their_fixes(lab_env, tmp_path: Pat
         arrivals = variant["services"]["api"][0]["arrivals"]
         assert arrivals["bucket_s"] == 0.1 and len(arrivals["counts"]) >= 100
         assert len(variant["events"]) == 3, "stall, crash, cold restart"
-    assert variants["no-retry"]["extra"]["attempts_per_failed_request"] == 1.0
+        # the users are served again at the end: nobody is stuck in a call outlasting the run
+        # (decorrelated jitter's long waits keep ~45 % of them retrying to the end)
+        assert extra["final_success_rate"] >= 0.99, name
+        assert extra["final_rate_share"] >= (0.3 if name == "decorrelated-jitter" else 0.5), name
+    # counted by the api in the buckets where only the failed requests reached it: a lower
+    # bound on the 1 (no retries) and 12 (4 client x 3 gateway attempts) they cost
+    no_retry, layers = (variants[n]["extra"] for n in ("no-retry", "layers"))
+    assert 0.9 <= no_retry["attempts_per_failed_request"] <= 1.0, no_retry
+    assert layers["alone_at_api_s"] >= 3.0, layers
     assert variants["budget"]["extra"]["budget_denied"] > 0
 
     run_dir = Path(document["results_dir"])

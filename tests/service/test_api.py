@@ -52,6 +52,24 @@ async def test_health_and_readiness(api):
             assert r.status == 200
 
 
+async def test_every_response_names_the_process_and_a_new_process_has_a_new_name(api):
+    """X-Replica-Boot lets a client behind nginx count restarts (the graceful-shutdown
+    lab's load ends once it has seen every replica come back)."""
+    url, session = api
+    boots = set()
+    for method, path in (("GET", "/work"), ("GET", "/healthz"), ("GET", "/nope"),
+                         ("PUT", "/admin/faults")):  # fmt: skip
+        async with session.request(method, f"{url}{path}", json={}) as r:
+            boots.add(r.headers["X-Replica-Boot"])
+    assert len(boots) == 1 and len(boots.pop()) == 8
+    runner, other, _ = await serve(ApiConfig(replica_id="api-7"))
+    try:
+        async with session.get(f"{url}/work") as first, session.get(f"{other}/work") as second:
+            assert first.headers["X-Replica-Boot"] != second.headers["X-Replica-Boot"]
+    finally:
+        await runner.cleanup()
+
+
 async def test_oversized_body_is_413_problem_json(api):
     url, session = api
     async with session.post(f"{url}/work", data=b"x" * (128 * 1024)) as r:

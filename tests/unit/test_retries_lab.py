@@ -102,17 +102,18 @@ def test_attempts_of_failed_requests_are_counted_where_only_they_reached_the_api
 
 
 def test_final_window_counts_the_users_served_in_the_last_seconds():
-    steady = [_user(1.2 + i / 10, 1.3 + i / 10, 200) for i in range(50)]  # 10/s over 5 s
-    end = [_user(14.5 + i / 8, 14.6 + i / 8, 200) for i in range(24)]  # 8/s in the last 3 s
+    assert round(lab.STEADY_RATE, 1) == 136.4  # 150 users, one request per 1.1 s
+    before = [_user(1.2 + i / 136, 1.3 + i / 136, 200) for i in range(5 * 136)]
+    end = [_user(14.5 + i / 68, 14.6 + i / 68, 200) for i in range(3 * 68)]  # half the rate
     end[3] = _user(end[3].start_s, end[3].end_s, 503)
     late = [_user(17.6, 17.7, 503)]  # after the window: may be cut off by Locust's stop
-    numbers = lab.final_window(steady + end + late, 18.0, 1.2, 6.2)
+    numbers = lab.final_window(before + end + late, 18.0)
     assert numbers == {
-        "final_requests": 24,
-        "final_success_rate": round(23 / 24, 3),
-        "final_rate_share": 0.8,
+        "final_requests": 204,
+        "final_success_rate": round(203 / 204, 3),
+        "final_rate_share": round(68 / lab.STEADY_RATE, 3),
     }
-    assert lab.final_window(steady, 18.0, 1.2, 6.2)["final_rate_share"] == 0.0
+    assert lab.final_window(before, 18.0)["final_rate_share"] == 0.0
 
 
 def _graded(**extra: float) -> VariantResult:
@@ -229,3 +230,9 @@ def test_plot_series_put_user_requests_next_to_api_attempts():
     series = lab.arrivals_series(result)
     assert series["api attempts"] == ([0.0, 0.1], [3, 4])
     assert series["user requests"] == ([0.0, 0.1, 0.2], [1, 2, 0])
+
+
+def test_strategy_names_are_the_gateways():
+    from services.gateway.retry.policy import STRATEGIES
+
+    assert lab.STRATEGIES == STRATEGIES
