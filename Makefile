@@ -12,7 +12,7 @@ BASE_IMAGE ?=
 NGINX_BASE_IMAGE ?= $(BASE_IMAGE)
 WITH_HOST_CA ?= auto
 
-.PHONY: help setup demo test test-fast lab up down status lint clean bench
+.PHONY: help setup demo test test-fast lab up down status lint clean bench stability
 .PHONY: docker-setup images images-offline test-compose
 
 help:  ## this list
@@ -60,6 +60,9 @@ clean: ## remove the venv, results and state
 bench: setup  ## load ceiling, proxy reference, policy overhead, time to first result -> bench/results.md
 	@command -v wrk >/dev/null || sh scripts/ensure-system-deps.sh wrk
 	$(BIN)/python -m bench.run
+
+stability: setup  ## every lab check N times, quiet and with a core busy -> bench/stability.md (N=10: ~2.5 h)
+	$(BIN)/python -m bench.stability --repeat $(or $(N),10) $(if $(LABS),--labs $(LABS))
 
 docker-setup:  ## compose topology: install docker.io + Compose, start dockerd (root)
 	@bash scripts/docker-setup.sh
