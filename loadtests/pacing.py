@@ -54,8 +54,8 @@ class BurstClock:
         return self.gaps_s[(k - 1) % len(self.gaps_s)] if k else None
 
     def offset(self, k: int) -> float:
-        """The swept offset added to burst k's gap."""
-        return swept_offset(k, self.low, self.high)
+        """The swept offset added to burst k's gap (0 for the first burst)."""
+        return swept_offset(k, self.low, self.high) if k else 0.0
 
     def join(self) -> int:
         """A user fires in the current burst; returns its index."""

@@ -74,6 +74,7 @@ def _wait_for_burst() -> None:
 
 
 def _tally(burst: int, started: float, response) -> None:
+    """Count one answer of `burst`."""
     row = BURSTS.setdefault(burst, [started, 0, 0, 0, 0])
     row[0] = min(row[0], started)
     row[1] += 1

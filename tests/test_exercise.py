@@ -141,6 +141,36 @@ def test_grade_passes_the_fix_and_fails_the_broken_settings(env, tmp_path):
     assert "after your change: still" in result.stdout and "expected 0 502s" in result.stdout
 
 
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "replacements, shown",
+    [
+        # still shorter than nginx's 60s: the grade idles connections past 5 s, and the api
+        # closes them under nginx (502s too, when a burst races the close)
+        ({"keepalive_timeout_s = 1.0": "keepalive_timeout_s = 5"},
+         "the api closed"),
+        # nginx gives up first, but before the traffic's ~1 s gap: no 502s, no pool either
+        ({'keepalive_timeout = "60s"': 'keepalive_timeout = "900ms"'},
+         "of the traffic rode a reused connection"),
+    ],
+    ids=["api-5s", "nginx-900ms"],
+)  # fmt: skip
+def test_grade_fails_half_fixes(env, tmp_path, replacements, shown):
+    result = grade_with(env, tmp_path, "keepalive-502", replacements)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "after your change: still" in result.stdout and shown in result.stdout
+    assert "the fix holds" not in result.stdout
+
+
+def test_grade_refuses_an_api_timeout_it_cannot_reach(env, tmp_path):
+    result = grade_with(
+        env, tmp_path, "keepalive-502", {"keepalive_timeout_s = 1.0": "keepalive_timeout_s = 30"}
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert "api.keepalive_timeout_s = 30 cannot be graded" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
 # --- idempotency -------------------------------------------------------------------------------
 
 IDEMPOTENCY_FIX = {

@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from labs.engine import exercise, junit, report, stability, terminal
+from labs.engine import exercise, faultcli, junit, report, stability, terminal
 from labs.engine.catalog import all_labs, get_lab
 from labs.engine.errors import LabError
 from labs.engine.load import Progress as LoadProgress
@@ -389,6 +389,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     env = " ".join(f"{key}={value}" for key, value in load.env.items())
     out.print(f"[bold]{lab.name}[/] / [bold]{variant.name}[/] is up: {variant.summary}")
     out.print(f"  nginx:  {endpoints['nginx']}   (try: curl -si {endpoints['nginx']}/work)")
+    if record.get("dashboard"):
+        out.print(f"  live:   {record['dashboard']}   (dashboard: charts, topology, faults)",
+                  highlight=False)  # fmt: skip
     fault_switches = {s.name for s in variant.services if s.module == "services.api"}
     for name, urls in endpoints["services"].items():
         faults = f"   (faults: GET/PUT {urls[0]}/admin/faults)" if name in fault_switches else ""
@@ -400,6 +403,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         highlight=False,
         soft_wrap=True,
     )
+    if fault_switches:
+        example = sorted(fault_switches)[0]
+        out.print(f"  faults: lab fault {example} latency_ms=200 | lab fault {example}-1 --kill "
+                  f"| lab fault --clear", highlight=False)  # fmt: skip
     out.print(f"  logs:   {record['logs']} (each file: lab status)\n  stop:   lab down",
               highlight=False)  # fmt: skip
     return 0
@@ -453,7 +460,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"since {record['started_at']}"
     )
     endpoints = record.get("endpoints", {})
-    for name, url in [("nginx", endpoints.get("nginx"))] + [
+    for name, url in [("nginx", endpoints.get("nginx")), ("live", record.get("dashboard"))] + [
         (name, ", ".join(urls)) for name, urls in endpoints.get("services", {}).items()
     ] + list(endpoints.get("parts", {}).items()):  # fmt: skip
         if url:
@@ -645,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=cmd_status)
 
     commands.add_parser("down", help="stop what `lab up` started").set_defaults(handler=cmd_down)
+    faultcli.add_parser(commands)
     exercise_commands(commands)
     return parser
 

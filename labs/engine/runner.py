@@ -4,6 +4,7 @@ faults, measure, tear down; then judge the checks and write the results."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -347,8 +348,20 @@ async def _put_faults(
     for url in urls:
         async with session.put(f"{url}/admin/faults", json=dict(step.settings)) as reply:
             if reply.status != 200:
-                detail = await reply.text()
+                detail = problem_detail(await reply.text())
                 raise LabError(f"fault {dict(step.settings)} rejected by {url}: {detail}")
+
+
+def problem_detail(text: str) -> str:
+    """A service's refusal in one line: its problem+json `detail` (else `title`), or
+    the body's first line."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and (body.get("detail") or body.get("title")):
+        return str(body.get("detail") or body.get("title"))
+    return (text.strip().splitlines() or ["no body"])[0][:200]
 
 
 __all__ = ["Interrupted", "RunOptions", "RunOutcome", "run_lab", "select_variants"]

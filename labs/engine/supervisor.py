@@ -7,16 +7,21 @@ services and nginx are this process's children and die with it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import time
+from pathlib import Path
 
+from labs.engine import control
 from labs.engine.catalog import get_lab
 from labs.engine.errors import LabError
+from labs.engine.live import server as live
 from labs.engine.processes import ProcessGroup
 from labs.engine.signals import Interrupted, interrupts_raise, run_interruptible
+from labs.engine.spec import Variant
 from labs.engine.state import state_dir, up_file, up_log, write_json_atomic
-from labs.engine.topology import TOPOLOGIES, make_topology
+from labs.engine.topology import TOPOLOGIES, Topology, make_topology
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,14 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             lab = get_lab(args.lab)
             variant = lab.variant(args.variant)
             topology = make_topology(args.topology, lab, variant, group, logs, args.port)
-            endpoints = run_interruptible(topology.start())
-            record.update(status="ready", endpoints=endpoints.to_dict(), logs=str(logs))
-            files = {**topology.log_files(), "supervisor": up_log(args.run_id)}
-            record["log_files"] = {name: str(path.resolve()) for name, path in files.items()}
-            record["pids"] = group.pids()
-            write_json_atomic(up_file(), record)
-            while True:
-                time.sleep(3600)
+            run_interruptible(hold(topology, variant, group, record, logs))
         except LabError as exc:
             record.update(status="failed", error=str(exc))
             write_json_atomic(up_file(), record)
@@ -66,6 +64,39 @@ def main(argv: list[str] | None = None) -> int:
             group.stop_all()
             if record["status"] != "failed":
                 up_file().unlink(missing_ok=True)
+
+
+async def hold(
+    topology: Topology, variant: Variant, group: ProcessGroup, record: dict, logs: Path
+) -> None:
+    """Start the topology, then the control endpoint (labs.engine.control: `lab fault`)
+    and the live dashboard (labs.engine.live) on one 127.0.0.1 port of their own; say
+    "ready" in the state file, then wait, in this one event loop, until a signal
+    cancels it: the topology's stop/kill/start actions run here, where it lives."""
+    endpoints = await topology.start()
+    ctl = control.Control(variant, endpoints, topology)
+    await ctl.read_baselines()
+
+    def publish() -> None:
+        record.update(endpoints=endpoints.to_dict(), pids=group.pids())
+        write_json_atomic(up_file(), record)
+
+    ctl.on_change = publish
+    app = control.create_app(ctl)
+    title = f"{record['lab']} / {record['variant']}"
+    dashboard = live.attach(app, topology, variant, endpoints, ctl.events, title)
+    server, url = await control.serve(app)
+    try:
+        record.update(status="ready", endpoints=endpoints.to_dict(), logs=str(logs))
+        record.update(control={"url": url, "token": ctl.token}, dashboard=f"{url}/")
+        files = {**topology.log_files(), "supervisor": up_log(record["run_id"])}
+        record["log_files"] = {name: str(path.resolve()) for name, path in files.items()}
+        record["pids"] = group.pids()
+        write_json_atomic(up_file(), record)
+        await asyncio.Event().wait()
+    finally:
+        dashboard.cancel()
+        await server.cleanup()
 
 
 if __name__ == "__main__":

@@ -41,8 +41,16 @@ REUSED_MIN_PCT = 80.0
 """A pool that serves the traffic: at least this share of its requests on a reused
 connection (measured here: 100 % with the fix, 34-60 % broken, 0-2 % with nginx's
 timeout under the traffic's gap)."""
+DURATION_S = 36
+"""Bursts per run: about one in three races the api's close and fails in a clump of 1-31
+502s, so 36 of them keep the broken variant far above its 10 502s on a busy machine."""
 PROBE_MAX_S = 15.0
-"""The longest idle gap a grade drives (it must fit, with the traffic, in one 24 s run)."""
+"""The longest idle gap a grade drives (it must fit, with the traffic, in one run)."""
+CLOSED_FIRST_STRAY = 8
+"""A grade tolerates this many idle connections closed by the api first. With nginx
+giving up first a few strays happen when the two timeouts are close and nginx's own
+timer fires late on a busy machine (short-pool, 900ms vs 1 s: 0-3 per run); with the api
+giving up first it closes the whole pool (32) at every gap past its timeout."""
 PAST_S = 0.1
 """The probe past a timeout idles this much longer than it."""
 OFFSET_MS = (-9, -1)
@@ -57,7 +65,7 @@ def bursts_load(gaps_s: Sequence[float], method: str = "POST") -> LoadSpec:
         locustfile="synchronized_bursts.py",
         users=USERS,
         spawn_rate=USERS,
-        duration_s=24,
+        duration_s=DURATION_S,
         env={
             "LAB_METHOD": method,
             "LAB_IDLE_MS": ",".join(f"{gap * 1000:g}" for gap in gaps_s),
@@ -69,9 +77,7 @@ def bursts_load(gaps_s: Sequence[float], method: str = "POST") -> LoadSpec:
 
 # Synchronized bursts a second apart, each fired 1 s + offset after the previous burst's
 # median answer: the gaps straddle the broken api's 1 s idle timeout, where (measured
-# here) a burst lands on pooled connections at the moment the api closes them. A burst
-# that lands there fails in a clump (1-31 502s), but only about one in three does, so a
-# run needs ~24 bursts to reproduce every time.
+# here) a burst lands on pooled connections at the moment the api closes them.
 LOAD = bursts_load([TRAFFIC_GAP_S])
 
 
@@ -160,16 +166,15 @@ def derive(ctx: DeriveContext) -> dict[str, object]:
 
 def reuse_text(result: VariantResult) -> str:
     pct = result.number("reused_pct")
-    traffic = int(result.extra.get("traffic_requests") or 0)
     shown = "n/a" if math.isnan(pct) else f"{pct:.0f} %"
-    return f"{shown} of {traffic} traffic requests rode a reused connection"
+    return f"{shown} of the traffic rode a reused connection"
 
 
 def closed_text(result: VariantResult) -> str:
     closed = result.extra.get("api_closed_first")
     if closed is None:
-        return "which side closed idle connections first is unknown here (no /proc/net/tcp)"
-    return f"the api closed {closed} idle connections before nginx gave up on them"
+        return "who closed idle connections first is unknown here (no /proc/net/tcp)"
+    return f"the api closed {closed} idle connections first"
 
 
 def reuses_connections(variant: str) -> Check:
@@ -178,9 +183,10 @@ def reuses_connections(variant: str) -> Check:
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results[variant]
         pct = r.number("reused_pct")
-        enough = int(r.extra.get("traffic_requests") or 0) >= 200
-        return pct >= REUSED_MIN_PCT and enough, (
-            f"{variant}: {reuse_text(r)}, expected >= {REUSED_MIN_PCT:g} % of >= 200"
+        traffic = int(r.extra.get("traffic_requests") or 0)
+        return pct >= REUSED_MIN_PCT and traffic >= 200, (
+            f"{variant}: {reuse_text(r)} ({traffic} requests), expected >= "
+            f"{REUSED_MIN_PCT:g} % of >= 200"
         )
 
     return Check(f"{variant}_reuses_connections", evaluate, (variant,))
@@ -192,10 +198,10 @@ def short_pool_reuses_nothing() -> Check:
     def evaluate(results: Mapping[str, VariantResult]) -> tuple[bool, str]:
         r = results["short-pool"]
         pct = r.number("reused_pct")
-        passed = r.count(502) == 0 and r.requests >= 200 and pct <= 20
+        passed = r.count(502) == 0 and r.requests >= 200 and pct <= 25
         return passed, (
             f"short-pool: {r.count(502)} of {r.requests} were 502 and {reuse_text(r)}, "
-            "expected 0 502s and <= 20 % reused"
+            "expected 0 502s and <= 25 % reused"
         )
 
     return Check("short_pool_has_no_502_and_reuses_nothing", evaluate, ("short-pool",))
@@ -297,7 +303,7 @@ def holds(result: VariantResult) -> bool:
         and result.requests >= 200
         and result.number("reused_pct") >= REUSED_MIN_PCT
         and int(result.extra.get("traffic_requests") or 0) >= 100
-        and (closed is None or closed == 0)  # None: no /proc here; the 502s decide
+        and (closed is None or closed <= CLOSED_FIRST_STRAY)  # None: no /proc; 502s decide
     )
 
 
@@ -341,8 +347,8 @@ EXERCISE = Exercise(
     measure=measure,
     holds=holds,
     expected=(
-        f"0 502s, >= {REUSED_MIN_PCT:g} % of the traffic on reused connections, and no idle "
-        "connection closed by the api first"
+        f"0 502s, >= {REUSED_MIN_PCT:g} % of the traffic on reused connections, and nginx "
+        f"giving up on idle connections first (the api closing at most {CLOSED_FIRST_STRAY})"
     ),
     advice="look at how long each side keeps an idle connection open, which side must give "
     "up on it first, and whether the pool still outlives the gaps in the traffic",

@@ -61,6 +61,7 @@ async def test_remove_reloads_nginx_without_the_replica(tmp_path: Path):
         remove = (FaultStep(at_s=0, service="api", replica=1, action="remove"),)
         await apply_faults(remove, endpoints, events, topology)
         assert events[0]["action"] == "remove" and events[0]["processes"] == ["api-2"]
+        assert 0 <= float(events[0]["took_s"]) < 5  # type: ignore[arg-type]
         config = topology.layout.conf.read_text()
         assert f":{removed_port} " not in config
         assert "weight=1 " in config and "weight=3 " in config and "weight=2 " not in config

@@ -13,7 +13,7 @@ import pytest
 
 from labs.engine import nginx
 from labs.engine.metrics import Request, VariantResult, read_requests, replica_counts, summarize
-from labs.engine.spec import NginxSpec, Upstream
+from labs.engine.spec import DeriveContext, NginxSpec, Upstream
 from labs.engine.verdicts import judge_check
 from labs.load_balancing import lab as lb
 from labs.load_balancing.measure import (
@@ -373,3 +373,54 @@ def test_the_back_phase_outlasts_start_up_and_rejoining():
 def test_weighted_variant_down_weights_only_the_slow_replica():
     assert lb.WEIGHTED.nginx.upstream.weights == (20, 20, 20, 1)
     assert {v.nginx.upstream.weights for v in lb.VARIANTS if v is not lb.WEIGHTED} == {()}
+
+
+def test_derive_on_a_synthetic_hash_run(tmp_path: Path):
+    """The whole derive hook: phases from the engine's events (the start's `took_s` is
+    the start-up), the replica's return, and the keys before and after the scale-in."""
+    addr = {f"api-{n}": f"127.0.0.1:900{n}" for n in range(1, 5)}
+    home = {f"key-{i}": f"api-{i % 4 + 1}" for i in range(8)}
+    log: list[dict[str, object]] = []
+    requests: list[Request] = []
+
+    def answer(t: float, key: str, replica: str, failed_first: str = "") -> None:
+        tried = [failed_first, replica] if failed_first else [replica]
+        log.append({"t": ORIGIN + t + 0.05, "status": 200, "uri": f"/work?key={key}",
+                    "upstream_status": ", ".join(["502"] * (len(tried) - 1) + ["200"]),
+                    "upstream_addr": ", ".join(addr[r] for r in tried), "request_time": 0.05,
+                    "upstream_replica": replica})  # fmt: skip
+        requests.append(req(t, replica))
+
+    for t in (1, 2, 3, 5):  # healthy and slow: every key at home
+        for key, replica in home.items():
+            answer(t, key, replica)
+    answer(10.1, "key-3", "api-1", failed_first="api-4")  # dead: its keys elsewhere
+    for key, replica in home.items():
+        answer(12, key, "api-1" if replica == "api-4" else replica)
+    answer(19.0, "key-3", "api-4")  # back: its first answer (a probe) ...
+    answer(19.02, "key-7", "api-2")  # ... while it is in flight, nginx still skips it
+    for key, replica in home.items():
+        answer(21, key, replica)
+    answer(30.3, "key-3", "api-4")  # removed: the old worker, within the settle time
+    for key, replica in home.items():
+        answer(33, key, {"api-4": "api-1"}.get(replica, replica))
+    (tmp_path / "nginx").mkdir()
+    (tmp_path / "nginx" / "access.log").write_text("".join(json.dumps(x) + "\n" for x in log))
+    events = [
+        {**EVENTS[0], "service": "api"}, {**EVENTS[1], "service": "api"},
+        {**EVENTS[2], "service": "api", "took_s": 2.0},
+        {"t_s": 30.0, "action": "remove", "service": "api", "replica": 3},
+    ]  # fmt: skip
+    result = VariantResult("hash", 40, len(requests), 0, {}, 0, 0, 0, 0, 0, 0,
+                           origin_s=ORIGIN, events=events)  # fmt: skip
+    extra = lb.derive(DeriveContext(lb.HASH, result, requests, tmp_path))
+    assert [p["name"] for p in extra["phases"]] == ["healthy", "slow", "dead", "back", "removed"]
+    assert extra["slow_replica"] == extra["dead_replica"] == "api-4"
+    assert (extra["back_after_s"], extra["ready_after_s"], extra["rejoined_after_s"]) == (
+        3.0, 2.0, 1.0,
+    )  # fmt: skip
+    assert extra["dead_tries"] == 1 and extra["dead_errors"] == 0
+    assert extra["keys_up"] == 8 and extra["keys_single_replica_pct"] == 100.0
+    assert (extra["died_keys_moved"], extra["died_keys_moved_not_of_it"]) == (2, 0)
+    assert (extra["removed_keys_compared"], extra["removed_keys_moved"]) == (8, 2)
+    assert extra["removed_keys_moved_pct"] == 25.0 and extra["removed_keys_of_it"] == 2
