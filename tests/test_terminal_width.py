@@ -12,7 +12,7 @@ from rich.console import Console
 
 from labs.engine import terminal
 from labs.engine.catalog import all_labs, get_lab
-from labs.engine.cli import demo_plan
+from labs.engine.cli.running import demo_plan
 from labs.engine.metrics import VariantResult
 from labs.engine.runner import RunOutcome
 from labs.engine.spec import Lab

@@ -8,6 +8,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
+
+Derived = TypeVar("Derived")
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,10 @@ class VariantResult:
     scrapes: list[dict[str, object]] = field(default_factory=list)
     """Prometheus /metrics of every replica during the load:
     {"t_s", "service", "replica", "samples": {"name{label=value,...}": value}}."""
+    derived: object = field(default=None, repr=False, compare=False)
+    """The lab's own numbers, typed: the frozen dataclass its derive hook returned (None
+    for a lab whose derive returns a mapping); `extra` is its JSON view. Read it with
+    `numbers(kind)`."""
     raw_requests: list[Request] = field(default_factory=list, repr=False, compare=False)
     """Every request, in memory only (not in results.json): finer buckets on demand."""
 
@@ -175,6 +182,13 @@ class VariantResult:
 
     def nginx_error_count(self, *kinds: str) -> int:
         return sum(self.nginx_errors.get(kind, 0) for kind in kinds)
+
+    def numbers(self, kind: type[Derived]) -> Derived:
+        """The lab's typed numbers; TypeError when this run has none of that kind (a
+        check that reads them then fails: it could not be judged)."""
+        if not isinstance(self.derived, kind):
+            raise TypeError(f"{self.variant} has no {kind.__name__} (derive did not run)")
+        return self.derived
 
     def number(self, key: str) -> float:
         """One of the lab's own numbers (`extra`, from its derive hook); NaN when it is
@@ -201,8 +215,8 @@ class VariantResult:
         return time_series(self.raw_requests, bucket_s, origin=self.origin_s)
 
     def to_dict(self) -> dict[str, object]:
-        data = asdict(replace(self, raw_requests=[]))
-        del data["raw_requests"]
+        data = asdict(replace(self, raw_requests=[], derived=None))
+        del data["raw_requests"], data["derived"]  # `extra` is the derived numbers' JSON view
         return data
 
 

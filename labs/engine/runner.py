@@ -7,9 +7,10 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 
@@ -183,7 +184,11 @@ async def run_variant(
     result.services = final_stats
     if lab.derive:
         requests = read_requests(files.events)
-        result.extra = dict(lab.derive(DeriveContext(variant, result, requests, out_dir)))
+        numbers = lab.derive(DeriveContext(variant, result, requests, out_dir))
+        if is_dataclass(numbers) and not isinstance(numbers, type):
+            result.derived, result.extra = numbers, asdict(numbers)
+        else:
+            result.extra = dict(cast(Mapping[str, object], numbers))
     return result
 
 

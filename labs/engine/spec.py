@@ -269,8 +269,9 @@ class Lab:
     variants are light enough not to disturb each other on 2 cores."""
     sample_interval_s: float | None = None
     """Poll every replica's /admin/stats this often during the load (None = only at the end)."""
-    derive: Callable[[DeriveContext], Mapping[str, object]] | None = None
-    """Lab-specific numbers from a variant's run, stored in `VariantResult.extra`."""
+    derive: Callable[[DeriveContext], object] | None = None
+    """Lab-specific numbers from a variant's run: a frozen dataclass (kept typed in
+    `VariantResult.derived`, its JSON view in `extra`) or, in older labs, a mapping."""
     collect: tuple[Collect, ...] = ()
     """Files fetched from the services before they stop (for `derive`)."""
     plots: tuple[Plot, ...] = ()

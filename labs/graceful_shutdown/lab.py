@@ -32,6 +32,7 @@ from typing import Any
 
 from labs.engine.metrics import Request, VariantResult
 from labs.engine.nginx import UPSTREAM_RESET_KINDS, parse_time
+from labs.engine.orders import COLLECT_ORDERS, reconcile_run
 from labs.engine.spec import (
     Check,
     DeriveContext,
@@ -45,7 +46,6 @@ from labs.engine.spec import (
     Upstream,
     Variant,
 )
-from labs.idempotency.reconcile import COLLECT_ORDERS, reconcile_run
 
 REPLICAS = 3
 USERS = 72

@@ -39,8 +39,8 @@ TRAFFIC_GAP_S = 1.0
 """The traffic: a burst of USERS POSTs about once a second (then idle until the next)."""
 REUSED_MIN_PCT = 80.0
 """A pool that serves the traffic: at least this share of its requests on a reused
-connection (measured here: 100 % with the fix, 34-60 % broken, 0-2 % with nginx's
-timeout under the traffic's gap)."""
+connection (measured here: 100 % with the fix, 29-70 % broken, 2-10 % with nginx's
+900ms, under the traffic's gap)."""
 DURATION_S = 36
 """Bursts per run: about one in three races the api's close and fails in a clump of 1-31
 502s, so 36 of them keep the broken variant far above its 10 502s on a busy machine."""
@@ -141,7 +141,7 @@ def traffic_reuse(rows: Sequence[Mapping[str, str]]) -> tuple[int, int]:
 def api_connections(result: VariantResult) -> tuple[int, int, int | None]:
     """(work requests, on a reused connection, connections the api closed first) summed
     over the api replicas' /admin/stats; closed first is None when any replica cannot
-    tell (no /proc/net/tcp)."""
+    tell (no /proc/net/tcp) or did not answer."""
     requests = reused = 0
     closed: int | None = 0
     for stats in result.services.get("api", []):
@@ -173,8 +173,8 @@ def reuse_text(result: VariantResult) -> str:
 def closed_text(result: VariantResult) -> str:
     closed = result.extra.get("api_closed_first")
     if closed is None:
-        return "who closed idle connections first is unknown here (no /proc/net/tcp)"
-    return f"the api closed {closed} idle connections first"
+        return "who closed idle connections first is unknown (no /proc/net/tcp, or no stats)"
+    return f"the api closed {closed} idle connection{'' if closed == 1 else 's'} first"
 
 
 def reuses_connections(variant: str) -> Check:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from labs.engine import cli
+from labs.engine.cli import running
 from labs.engine.runner import RunOutcome
 from labs.engine.verdicts import CheckResult
 from tests.unit.test_verdicts import lab_with
@@ -37,8 +38,8 @@ def runs(monkeypatch, tmp_path: Path):
         Runs.count = next(counter)
         return RunOutcome(lab, {}, Runs.checks[Runs.count - 1], tmp_path / f"run{Runs.count}")
 
-    monkeypatch.setattr(cli, "get_lab", lambda name: LAB)
-    monkeypatch.setattr(cli, "run_with_progress", fake_run)
+    monkeypatch.setattr(running, "get_lab", lambda name: LAB)
+    monkeypatch.setattr(running, "run_with_progress", fake_run)
     return Runs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labs.engine.cli import build_parser
+from labs.engine.cli.parser import build_parser
 from labs.engine.control import Target, resolve_target
 from labs.engine.errors import LabError
 from labs.engine.faultcli import parse_setting, request_of

@@ -91,3 +91,26 @@ def test_a_labs_number_is_nan_unless_it_is_a_number():
     assert (result.number("lost"), result.number("pct")) == (0.0, 1.5)
     for key in ("flag", "text", "none", "missing"):
         assert math.isnan(result.number(key)), key  # a check on it fails, never passes
+
+
+def test_typed_derived_numbers_travel_with_their_json_view():
+    from dataclasses import dataclass
+
+    import pytest
+
+    from labs.engine.metrics import summarize
+
+    @dataclass(frozen=True)
+    class Numbers:
+        duplicates: int
+
+    @dataclass(frozen=True)
+    class Other:
+        x: int
+
+    result = summarize("v", [])
+    result.derived, result.extra = Numbers(3), {"duplicates": 3}
+    assert result.numbers(Numbers).duplicates == 3
+    assert "derived" not in result.to_dict() and result.to_dict()["extra"] == {"duplicates": 3}
+    with pytest.raises(TypeError, match="v has no Other"):
+        result.numbers(Other)

@@ -16,6 +16,7 @@ import pytest
 from matplotlib.image import imread
 
 from labs.engine import cli, html, plots, report
+from labs.engine.cli.output import progress_text
 from labs.engine.load import LoadFiles, Progress, read_progress
 from labs.engine.spec import Plot
 from tests.report_sample import attempts_plot, judge, sample_lab, sample_results
@@ -205,10 +206,10 @@ def test_progress_reads_errors_by_status_and_the_current_p99(tmp_path):
     )
     progress = read_progress(files)
     assert progress == Progress(120, 9, {"502": 7, "503": 1, "no response": 1}, 42.0)
-    text = cli.progress_text(progress)
+    text = progress_text(progress)
     assert text == "120 requests  [red]errors 502: 7, 503: 1, no response: 1[/]  p99 42 ms"
-    assert cli.progress_text(Progress(10, 0)) == "10 requests  no errors"
-    assert cli.progress_text(None) == "[dim]starting[/]"
+    assert progress_text(Progress(10, 0)) == "10 requests  no errors"
+    assert progress_text(None) == "[dim]starting[/]"
 
 
 def test_a_lab_series_may_be_numpy_arrays_or_empty():

@@ -1,5 +1,5 @@
-"""The circuit-breaker lab, end to end: real nginx, gateway, payments and catalog apis,
-Locust (pytest -m lab)."""
+"""The circuit-breaker lab (labs/circuit_breaker/lab.py) end to end: real nginx, gateway,
+payments and catalog apis, Locust (pytest -m lab)."""
 
 from __future__ import annotations
 

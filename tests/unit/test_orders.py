@@ -1,11 +1,11 @@
-"""Reconciliation of intended orders with stored ones (labs/idempotency/reconcile.py)."""
+"""Reconciliation of intended orders with stored ones (labs/engine/orders.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from labs.idempotency.reconcile import Intent, read_intents, read_orders, reconcile
+from labs.engine.orders import Intent, read_intents, read_orders, reconcile, reconcile_run
 
 
 def order(order_id: str, intent_id: str) -> dict[str, object]:
@@ -50,3 +50,15 @@ def test_missing_files_read_as_empty(tmp_path: Path):
     assert read_orders(tmp_path / "orders.json") == ([], False)
     (tmp_path / "orders.json").write_text(json.dumps({"orders": [order("o", "i")], "more": True}))
     assert read_orders(tmp_path / "orders.json") == ([order("o", "i")], True)
+
+
+def test_a_run_folder_reconciles_its_intents_with_its_collected_orders(tmp_path: Path):
+    (tmp_path / "intents.csv").write_text(
+        "intent_id,outcome,order_id,attempts\na,created,o1,2\nb,pending,,1\n"
+    )
+    (tmp_path / "orders.json").write_text(
+        json.dumps({"orders": [order("o1", "a"), order("o2", "a")], "more": False})
+    )
+    r, intents = reconcile_run(tmp_path)
+    assert intents == [Intent("a", "created", "o1", 2), Intent("b", "pending", "", 1)]
+    assert (r.finished, r.pending, r.duplicates, r.lost, r.truncated) == (1, 1, 1, 0, False)

@@ -1,4 +1,5 @@
-"""The circuit-breaker exercise: solution, bad edits, cheats (fast); grading for real (-m lab)."""
+"""circuit-breaker's exercise (labs/circuit_breaker/exercise.py): solution, bad edits,
+guards, cheats (fast); grading for real (-m lab)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from labs.circuit_breaker.exercise import fix_holds
 from labs.engine import exercise
 from labs.engine.catalog import get_lab
 from labs.engine.errors import LabError
+from labs.engine.metrics import summarize
 from tests.conftest import grade_with, run_lab_cli
 
 LAB = get_lab("circuit-breaker")
@@ -138,7 +141,4 @@ def test_grade_passes_the_fix_and_fails_timeouts_alone(exercise_env, tmp_path):
 
 
 def test_fix_holds_judges_a_run_with_nothing_in_it_as_not_holding():
-    from labs.circuit_breaker.lab import fix_holds
-    from labs.engine.metrics import summarize
-
     assert fix_holds(summarize("after", [])) is False

@@ -1,6 +1,9 @@
-"""Reconciliation: what the clients meant to order (intents.csv, written by
-loadtests/orders.py) against what the store holds (orders.json, the api's
-GET /orders?since=0 collected before the topology stopped).
+"""Order reconciliation: what the clients meant to write against what a store holds.
+
+Any lab whose load places orders (`loadtests/orders.py` records every order it meant to
+place as an *intent* in `intents.csv`) and whose store lists them (the api's
+`GET /orders?since=0`, fetched before the topology stops by `COLLECT_ORDERS` and saved as
+`orders.json`) can ask, after the run, what the store did with those intents:
 
 - duplicate: an extra order for an intent that already has one;
 - lost: an intent the client finished with (confirmed, rejected or gave up) that has
@@ -13,20 +16,16 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from labs.engine.metrics import VariantResult
-from labs.engine.spec import Collect, DeriveContext
+from labs.engine.spec import Collect
 
 INTENTS_FILE = "intents.csv"
 ORDERS_FILE = "orders.json"
 COLLECT_ORDERS = Collect("api", "/orders?since=0&limit=10000", ORDERS_FILE)
 """The store's contents, fetched before the topology stops (Lab.collect)."""
-RETRY_NAME = "/orders (client retry)"
-API_COUNTS = ("created", "replayed", "lost_responses", "in_flight_409", "key_reused_422")
 
 
 @dataclass(frozen=True)
@@ -111,34 +110,3 @@ def reconcile_run(out_dir: Path) -> tuple[Reconciliation, list[Intent]]:
     intents = read_intents(out_dir / INTENTS_FILE)
     orders, truncated = read_orders(out_dir / ORDERS_FILE)
     return reconcile(intents, orders, truncated), intents
-
-
-def api_counts(result: VariantResult) -> Counter[str]:
-    """The api's own counts, summed over its replicas (/admin/stats "orders")."""
-    total: Counter[str] = Counter()
-    for replica in result.services.get("api", []):
-        section = replica.get("orders") if isinstance(replica, Mapping) else None
-        if isinstance(section, Mapping):
-            total.update({k: int(section.get(k, 0)) for k in API_COUNTS})  # type: ignore[arg-type]
-    return total
-
-
-def derive(ctx: DeriveContext) -> dict[str, object]:
-    r, intents = reconcile_run(ctx.out_dir)
-    counts = api_counts(ctx.result)
-    return {
-        "intents": r.intents,
-        "finished_intents": r.finished,
-        "pending_intents": r.pending,
-        "orders_stored": r.orders,
-        "duplicates": r.duplicates,
-        "duplicate_pct": r.duplicate_pct,
-        "duplicated_intents": r.duplicated_intents,
-        "lost": r.lost,
-        "confirmed_missing": r.confirmed_missing,
-        "mismatches": r.mismatches,
-        "listing_truncated": r.truncated,
-        "client_retries": sum(1 for q in ctx.requests if q.name == RETRY_NAME),
-        "client_gave_up": sum(1 for i in intents if i.outcome == "gave_up"),
-        **{f"api_{name}": counts[name] for name in API_COUNTS},
-    }
