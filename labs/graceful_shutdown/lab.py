@@ -48,7 +48,7 @@ from labs.engine.spec import (
 )
 
 REPLICAS = 3
-USERS = 72
+USERS = 96
 """Half shoppers (POST /orders), half readers (GET /work)."""
 THINK_S = (0.0, 0.0)
 """Each user's pause between two requests (LOAD passes it as LAB_THINK_MIN_S/MAX_S): none.
