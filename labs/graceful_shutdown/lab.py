@@ -441,7 +441,7 @@ def posts_retried_by_nginx(variant: Variant) -> str | None:
 
 
 REQUEST_GAP_S = (WORK_MS / 1000 + sum(THINK_S) / 2) * REPLICAS / USERS
-"""The mean time between two requests to one replica under LOAD, about 12.5 ms: each user
+"""The mean time between two requests to one replica under LOAD, about 9.4 ms: each user
 sends one every 0.3 s (300 ms of work, no pause), round robin over 3 replicas."""
 MIN_POOL_IDLE_S = 0.1
 """The shortest nginx upstream keepalive_timeout that is still a pool under this load:
