@@ -17,6 +17,10 @@ from labs.engine.processes import Child, ProcessGroup
 from labs.engine.spec import LoadSpec
 
 STOP_TIMEOUT_S = 5
+CLIENT_RETRY_SUFFIX = " (client retry)"
+"""A locustfile records a client-side retry under its request's name plus this suffix
+("/work (client retry)", loadtests/steady_users.py and orders.py): Locust counts every
+attempt, the labs' tables count user requests (the first attempts)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ class Progress:
     """Failures by status code ("502": 12); "no response" for connection errors."""
     p99_ms: float | None = None
     """Locust's current p99 (its recent window), None before the first response."""
+    client_retries: int = 0
+    """Of `requests`, the attempts recorded as client retries (CLIENT_RETRY_SUFFIX);
+    `requests - client_retries` are user requests, what a lab's table counts."""
 
 
 _FAILURE_CODE = re.compile(r"code=(\d{3})|^HTTPError\('(\d{3}) ")
@@ -93,13 +100,24 @@ def read_progress(files: LoadFiles) -> Progress | None:
     """Locust's running totals (its CSVs, rewritten every second), if any yet."""
     try:
         with files.stats_csv.open(newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row.get("Name") == "Aggregated"]
+            stats = list(csv.DictReader(handle))
+        rows = [row for row in stats if row.get("Name") == "Aggregated"]
         if not rows:
             return None
+        retries = sum(
+            int(row["Request Count"])
+            for row in stats
+            if (row.get("Name") or "").endswith(CLIENT_RETRY_SUFFIX)
+        )
         totals = Progress(int(rows[0]["Request Count"]), int(rows[0]["Failure Count"]))
     except (OSError, ValueError, KeyError):
         return None
-    return replace(totals, errors=_failures_by_code(files), p99_ms=_current_p99(files))
+    return replace(
+        totals,
+        errors=_failures_by_code(files),
+        p99_ms=_current_p99(files),
+        client_retries=retries,
+    )
 
 
 def _failures_by_code(files: LoadFiles) -> dict[str, int]:

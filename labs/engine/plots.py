@@ -108,6 +108,13 @@ def render_all(lab: Lab, results: Mapping[str, VariantResult]) -> list[RenderedP
 
 
 def render(plot: Plot, results: Mapping[str, VariantResult], layout: Layout = "auto") -> bytes:
+    buffer = io.BytesIO()
+    draw(plot, results, layout).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def draw(plot: Plot, results: Mapping[str, VariantResult], layout: Layout = "auto") -> Figure:
+    """The figure `render` saves (its axes' texts include the fault phases' labels)."""
     per_variant = {name: dict(plot.series(result)) for name, result in results.items()}
     overlay = layout == "overlay" or (layout == "auto" and _overlaid(per_variant))
     x_max = _x_max(per_variant, results)
@@ -121,9 +128,7 @@ def render(plot: Plot, results: Mapping[str, VariantResult], layout: Layout = "a
     _y_range(axes[0], values)
     figure.suptitle(plot.title, fontsize=12, fontweight="bold")
     _legend(figure, axes, plot, results)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def _figure(panels: int, overlay: bool) -> tuple[Figure, list]:
@@ -151,6 +156,7 @@ def _draw_overlaid(
 ) -> list[float]:
     if plot.shade_faults:
         _shade(ax, sorted({w for r in results.values() for w in _rounded(S.fault_windows(r))}))
+        _label_phases(ax, [p for r in results.values() for p in S.fault_labels(r)])
     values: list[float] = []
     for index, (name, variant_series) in enumerate(per_variant.items()):
         for xs, ys in variant_series.values():
@@ -175,6 +181,7 @@ def _draw_panels(
     ):
         if plot.shade_faults:
             _shade(ax, _rounded(S.fault_windows(results[name])))
+            _label_phases(ax, S.fault_labels(results[name]))
         for label, (xs, ys) in variant_series.items():
             _draw(ax, plot.kind, xs, ys, label, colors[label], styles[label])
             values.extend(float(y) for y in ys)
@@ -290,6 +297,16 @@ def _style(ax, y_label: str, x_max: float, title: str, x_label: bool) -> None:
 def _shade(ax, windows: Sequence[tuple[float, float]]) -> None:
     for start, end in windows:
         ax.axvspan(start, end, color=FAULT_COLOR, alpha=0.5, lw=0, zorder=0)
+
+
+def _label_phases(ax, phases: Sequence[tuple[float, str]]) -> None:
+    """Name each fault phase at its start, at the top of the plot (once per time and
+    label when variants are overlaid); every other label one line lower, so a short
+    phase's label does not run into the next one's."""
+    for index, (start, label) in enumerate(sorted({(round(t, 1), x) for t, x in phases})):
+        ax.axvline(start, color="0.55", lw=0.6, ls=":", zorder=0)
+        ax.text(start, 0.98 - 0.065 * (index % 2), f" {label}", transform=ax.get_xaxis_transform(),
+                ha="left", va="top", fontsize=7.5, color="0.3", clip_on=True, zorder=5)  # fmt: skip
 
 
 def _rounded(windows: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:

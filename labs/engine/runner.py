@@ -321,6 +321,8 @@ async def apply_faults(
             await asyncio.sleep(max(0.0, step.at_s - (time.monotonic() - started)))
             applied_at = time.time()  # when the fault began (a stop takes a while to finish)
             event: dict[str, object] = {"what": "fault", "action": step.action}
+            if step.label:
+                event["label"] = step.label
             if step.action == "settings":
                 await _put_faults(session, step, endpoints)
                 event["settings"] = dict(step.settings)

@@ -213,6 +213,31 @@ def fault_windows(result: VariantResult) -> list[tuple[float, float]]:
     return windows
 
 
+def fault_labels(result: VariantResult) -> list[tuple[float, str]]:
+    """(start s, label) of each fault event that begins a phase: every fault window, and
+    a "start" (the service is back). The label is the step's own (FaultStep.label), or
+    the service and its action ("api kill") or the settings it set ("api latency_ms")."""
+    labels = []
+    for event in (e for e in result.events if e.get("what") == "fault"):
+        action = event.get("action", "settings")
+        settings = _mapping(event.get("settings"))
+        if action == "settings" and not any(settings.values()):
+            continue  # clears a fault: no phase begins
+        if action not in ("settings", "start", "kill", "stop", "remove"):
+            continue  # e.g. `lab fault clear`
+        label = str(event.get("label") or "")
+        if not label:
+            target = f"{event.get('service')}"
+            if event.get("replica") is not None:
+                target += f"[{event.get('replica')}]"
+            what = (
+                ", ".join(k for k, v in settings.items() if v) if action == "settings" else action
+            )
+            label = f"{target} {what}"
+        labels.append((max(0.0, _number(event.get("t_s"))), label))
+    return labels
+
+
 def _mapping(value: object) -> Mapping[str, object]:
     return value if isinstance(value, Mapping) else {}
 

@@ -133,6 +133,9 @@ class FaultStep:
     replica: int | None = None
     """Index of one replica, or None for all of them."""
     action: FaultAction = "settings"
+    label: str = ""
+    """A short name for the phase this step begins ("stall", "dead"), written on the
+    plots' fault shading; empty: the plots derive one from the action or settings."""
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,7 @@ def derive(ctx: DeriveContext) -> dict[str, object]:
         "upstream_resets": ctx.result.nginx_error_count(*UPSTREAM_RESET_KINDS),
         "restarts": sum(started.values()),
         "replicas_restarted": len(started),
-        "rollout_end_s": max(
+        "last_start_s": max(  # when the last restart began (the engine applies it then)
             (float(e.get("t_s", 0)) for e in ctx.result.events if e.get("action") == "start"),
             default=0.0,
         ),

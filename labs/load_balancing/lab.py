@@ -100,9 +100,15 @@ LOAD = LoadSpec(
 )
 API = (ServiceSpec("api", replicas=REPLICAS, args={"latency-ms": BASE_MS}),)
 FAULTS = (
-    FaultStep(at_s=SLOW_AT_S, service="api", replica=SLOW, settings={"latency_ms": SLOW_MS}),
-    FaultStep(at_s=KILL_AT_S, service="api", replica=SLOW, action="kill"),
-    FaultStep(at_s=START_AT_S, service="api", replica=SLOW, action="start"),
+    FaultStep(
+        at_s=SLOW_AT_S,
+        service="api",
+        replica=SLOW,
+        settings={"latency_ms": SLOW_MS},
+        label="slow",
+    ),
+    FaultStep(at_s=KILL_AT_S, service="api", replica=SLOW, action="kill", label="dead"),
+    FaultStep(at_s=START_AT_S, service="api", replica=SLOW, action="start", label="back"),
 )
 UPSTREAM = Upstream(keepalive=32, max_fails=MAX_FAILS, fail_timeout=FAIL_TIMEOUT)
 # nginx's default next_upstream, written out: a GET whose connection is refused or

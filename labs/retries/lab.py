@@ -60,9 +60,11 @@ CLIENT_ATTEMPTS = 4
 LAYER_GATEWAY_ATTEMPTS = 3
 
 FAULTS = (
-    FaultStep(STALL_AT_S, "api", {"latency_ms": STALL_MS}),
-    FaultStep(CRASH_AT_S, "api", {"outage_s": OUTAGE_S, "latency_ms": API_LATENCY_MS}),
-    FaultStep(CRASH_AT_S + OUTAGE_S, "api", {"max_concurrent": COLD_CAPACITY}),
+    FaultStep(STALL_AT_S, "api", {"latency_ms": STALL_MS}, label="stall"),
+    FaultStep(
+        CRASH_AT_S, "api", {"outage_s": OUTAGE_S, "latency_ms": API_LATENCY_MS}, label="outage"
+    ),
+    FaultStep(CRASH_AT_S + OUTAGE_S, "api", {"max_concurrent": COLD_CAPACITY}, label="cold"),
 )
 
 

@@ -34,7 +34,7 @@ def test_graceful_shutdown_check_errors_without_a_drain_and_none_with_one(lab_en
         # a restarted replica refuses connections while it is down: nginx moved on
         assert variant["nginx_errors"].get("connection_refused", 0) > 0, name
         # the rollout, not a fixed duration, ended the load
-        assert variant["duration_s"] < extra["rollout_end_s"] + lab.ROLLOUT_TAIL_S + 5, name
+        assert variant["duration_s"] < extra["last_start_s"] + lab.ROLLOUT_TAIL_S + 8, name
     for name in ("hard-kill", "sigterm-naive"):
         extra = variants[name]["extra"]
         assert extra["failed_posts"] >= 10, "POSTs die in flight"

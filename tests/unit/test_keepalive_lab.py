@@ -161,3 +161,37 @@ def test_burst_clock_takes_gaps_in_turn_and_reports_them():
     assert fired[2] - fired[1] == pytest.approx(0.002 + 1.0 + clock.offset(3))
     with pytest.raises(ValueError):
         BurstClock(first=0, gap_s=[], offset_low_s=-0.009, offset_high_s=-0.001)
+
+
+def test_the_paced_locustfile_of_the_guide_paces_users_independently():
+    # Parsed, not imported: importing locust monkey-patches the interpreter with gevent.
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    tree = ast.parse((root / "loadtests/paced_users.py").read_text())
+    imports = {
+        f"{node.module}.{alias.name}" if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert "loadtests.recorder" in imports  # every request recorded, like the others
+    users = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        and any(isinstance(base, ast.Name) and base.id == "FastHttpUser" for base in node.bases)
+    ]
+    assert len(users) == 1
+    waits = [
+        statement.value
+        for statement in users[0].body
+        if isinstance(statement, ast.Assign)
+        and [getattr(t, "id", None) for t in statement.targets] == ["wait_time"]
+    ]
+    assert len(waits) == 1 and isinstance(waits[0], ast.Call)
+    assert getattr(waits[0].func, "id", None) == "between"
+    assert [ast.literal_eval(arg) for arg in waits[0].args] == [0.9, 1.1]
+    assert "self.client.post" in ast.unparse(users[0])  # POSTs like the lab
+    guide = (root / "labs/keepalive_502/guide.md").read_text()
+    assert "-m locust -f loadtests/paced_users.py --host http://127.0.0.1:PORT" in guide

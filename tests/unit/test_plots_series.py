@@ -10,7 +10,7 @@ import pytest
 
 from labs.engine import logseries
 from labs.engine import series as S
-from labs.engine.metrics import Request, bucket_index, summarize, time_series
+from labs.engine.metrics import Request, VariantResult, bucket_index, summarize, time_series
 from labs.engine.scrape import parse_samples
 
 
@@ -188,3 +188,56 @@ def test_status_class(status, expected):
     from labs.engine.metrics import status_class
 
     assert status_class(status) == expected
+
+
+def step_events(steps) -> list[dict[str, object]]:
+    """The events the runner records for a lab's FaultSteps (runner.apply_faults)."""
+    events = []
+    for step in steps:
+        event: dict[str, object] = {"t_s": step.at_s, "what": "fault", "action": step.action}
+        if step.label:
+            event["label"] = step.label
+        if step.action == "settings":
+            event["settings"] = dict(step.settings)
+        events.append({**event, "service": step.service, "replica": step.replica})
+    return events
+
+
+def test_fault_phases_are_labelled_on_the_plots(tmp_path):
+    from labs.engine import plots
+    from labs.engine.spec import Plot
+    from labs.load_balancing import lab as load_balancing
+    from labs.retries import lab as retries
+
+    def run(name: str, steps) -> VariantResult:
+        result = summarize(name, [req(t / 10) for t in range(250)])
+        result.events = step_events(steps)
+        return result
+
+    requests = Plot("Responses per second", "responses/s", S.rate_by_class)
+    cases = {
+        "retries": (retries.FAULTS, ["stall", "outage", "cold"]),
+        "load_balancing": (load_balancing.FAULTS, ["slow", "dead", "back"]),
+    }
+    for lab_name, (steps, labels) in cases.items():
+        results = {"a": run("a", steps), "b": run("b", steps)}
+        assert [label for _, label in S.fault_labels(results["a"])] == labels
+        for layout in ("overlay", "side"):
+            figure = plots.draw(requests, results, layout)
+            texts = [t.get_text().strip() for ax in figure.axes for t in ax.texts]
+            for label in labels:  # once per panel; once in all when overlaid
+                assert texts.count(label) == (1 if layout == "overlay" else 2), (lab_name, texts)
+        (tmp_path / f"{lab_name}.png").write_bytes(plots.render(requests, results, "side"))
+    # without a label the phase is named from the event itself
+    unlabelled = run("c", ())
+    unlabelled.events = [
+        fault(2.0, latency_ms=900),
+        fault(5.0, latency_ms=0),  # clears: no phase
+        fault(6.0, "kill", replica=1),
+        fault(8.0, "start", replica=1),
+    ]
+    assert S.fault_labels(unlabelled) == [
+        (2.0, "api latency_ms"),
+        (6.0, "api[1] kill"),
+        (8.0, "api[1] start"),
+    ]

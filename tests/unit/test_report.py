@@ -9,6 +9,7 @@ import json
 import os
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,38 @@ def test_a_lab_series_may_be_numpy_arrays_or_empty():
     results = sample_results()
     arrays = Plot("np", "x/s", lambda r: {"a": (np.arange(5), np.arange(5) * 2.0), "b": ([], [])})
     assert plots.render(arrays, results).startswith(b"\x89PNG")
+
+
+def test_progress_splits_client_retries_from_user_requests(tmp_path):
+    # Locust counts every attempt (its Aggregated row); a lab's table counts user requests
+    # (the first attempts): the retries lab's layers variant showed 3291 vs 1941.
+    files = LoadFiles(tmp_path)
+    files.stats_csv.write_text(
+        "Type,Name,Request Count,Failure Count\n"
+        "GET,/work,1941,300\n"
+        "GET,/work (client retry),1350,600\n"
+        ",Aggregated,3291,900\n"
+    )
+    progress = read_progress(files)
+    assert progress is not None
+    assert (progress.requests, progress.client_retries) == (3291, 1350)
+    text = progress_text(replace(progress, errors={"503": 900}))
+    assert text.startswith("1941 user requests + 1350 client retries  ")
+    assert "[red]failed attempts 503: 900[/]" in text
+    assert "3291" not in text
+
+
+def test_the_line_after_a_variant_splits_client_retries(capsys):
+    from types import SimpleNamespace
+
+    from labs.engine.cli.output import LiveProgress
+    from labs.engine.metrics import Request, summarize
+
+    first = [Request(1000.0 + i / 10, "/work", 503 if i < 3 else 200, 5.0) for i in range(10)]
+    retries = [Request(1001.5, "/work (client retry)", 200, 5.0)] * 3
+    live = SimpleNamespace(tasks={}, interactive=True, lab=SimpleNamespace(name="retries"))
+    LiveProgress.done(live, summarize("layers", first + retries))  # type: ignore[arg-type]
+    line = " ".join(capsys.readouterr().err.split())
+    assert "layers: 10 user requests + 3 client retries (status of all 13 attempts:" in line
+    LiveProgress.done(live, summarize("no-retry", first))  # type: ignore[arg-type]
+    assert "no-retry: 10 requests (200: 7, 503: 3)" in " ".join(capsys.readouterr().err.split())

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from labs.engine.load import CLIENT_RETRY_SUFFIX
 from labs.engine.load import Progress as LoadProgress
 from labs.engine.metrics import VariantResult
 from labs.engine.report import RunRecord
@@ -82,22 +83,41 @@ class LiveProgress:
         if not self.interactive:
             return
         status = ", ".join(f"{code}: {n}" for code, n in result.status.items())
+        retries = sum(r.name.endswith(CLIENT_RETRY_SUFFIX) for r in result.raw_requests)
+        if retries:
+            status = f"status of all {result.requests} attempts: {status}"
         err.print(
-            f"[{self.lab.name}] {result.variant}: {result.requests} requests ({status}), "
+            f"[{self.lab.name}] {result.variant}: {requests_text(result.requests, retries)} "
+            f"({status}), "
             f"p99 {result.p99_ms:.1f} ms",
             highlight=False,
             markup=False,
         )
 
 
+def requests_text(attempts: int, client_retries: int) -> str:
+    """What Locust counted: '243 requests', or, when the users retry themselves,
+    '1941 user requests + 1350 client retries' (a lab's table counts the user requests;
+    Locust's total, 3291 here, counts every attempt)."""
+    if not client_retries:
+        return f"{attempts} requests"
+    return f"{attempts - client_retries} user requests + {client_retries} client retries"
+
+
 def progress_text(load: LoadProgress | None) -> str:
-    """'243 requests  errors 502: 21, 503: 2  p99 38 ms' (rich markup)."""
+    """'243 requests  errors 502: 21, 503: 2  p99 38 ms' (rich markup). With client
+    retries the count is split ('1941 user requests + 1350 client retries') and the
+    errors are per attempt."""
     if load is None:
         return "[dim]starting[/]"
     errors = ", ".join(f"{code}: {n}" for code, n in load.errors.items())
     if not errors and load.failures:
         errors = f"{load.failures}"
-    parts = [f"{load.requests} requests", f"[red]errors {errors}[/]" if errors else "no errors"]
+    label = "failed attempts" if load.client_retries else "errors"
+    parts = [
+        requests_text(load.requests, load.client_retries),
+        f"[red]{label} {errors}[/]" if errors else "no errors",
+    ]
     if load.p99_ms is not None:
         parts.append(f"p99 {load.p99_ms:.0f} ms")
     return "  ".join(parts)
