@@ -94,16 +94,16 @@ def _refusals(workdir: Path, text: str) -> list[str]:
     return [reason for guard in lab.exercise.guards if (reason := guard(edited))]
 
 
-@pytest.mark.parametrize("timeout", ["0", "1ms", "50ms", "99ms"])
+@pytest.mark.parametrize("timeout", ["0", "1ms", "20ms", "29ms"])
 def test_an_nginx_pool_that_closes_before_reuse_is_not_a_fix(workdir, timeout):
     text = VALID.replace('keepalive_timeout = "2s"', f'keepalive_timeout = "{timeout}"')
     refusals = _refusals(workdir, text)
     assert len(refusals) == 1, refusals
     assert refusals[0].startswith(f'nginx.upstream.keepalive_timeout = "{timeout}" closes')
-    assert "the same as keepalive = 0" in refusals[0] and "one every ~31 ms here" in refusals[0]
+    assert "the same as keepalive = 0" in refusals[0] and "one every ~9 ms here" in refusals[0]
 
 
-@pytest.mark.parametrize("timeout", ["100ms", "500ms", "2s"])
+@pytest.mark.parametrize("timeout", ["30ms", "100ms", "2s"])
 def test_an_nginx_pool_that_is_reused_passes_the_guards(workdir, timeout):
     text = VALID.replace('keepalive_timeout = "2s"', f'keepalive_timeout = "{timeout}"')
     assert _refusals(workdir, text) == []
@@ -111,13 +111,13 @@ def test_an_nginx_pool_that_is_reused_passes_the_guards(workdir, timeout):
 
 def test_the_pool_bound_comes_from_the_labs_load():
     """MIN_POOL_IDLE_S is ~3 gaps between requests to one replica under the lab's load;
-    the think time it assumes is loadtests/orders.py's default, which LOAD keeps."""
+    the think time it assumes is the one LOAD passes to loadtests/orders.py."""
     orders = (REPO_ROOT / "loadtests" / "orders.py").read_text()
     for name, value in zip(("MIN", "MAX"), graceful.THINK_S, strict=True):
-        assert f'os.environ.get("LAB_THINK_{name}_S", "{value:g}")' in orders
-    assert not any(key.startswith("LAB_THINK") for key in graceful.LOAD.env)
+        assert f'os.environ.get("LAB_THINK_{name}_S"' in orders
+        assert float(graceful.LOAD.env[f"LAB_THINK_{name}_S"]) == value
     assert graceful.LOAD.users == graceful.USERS
-    assert 0.025 < graceful.REQUEST_GAP_S < 0.04
+    assert 0.008 < graceful.REQUEST_GAP_S < 0.012
     assert 2.5 * graceful.REQUEST_GAP_S <= graceful.MIN_POOL_IDLE_S <= 4 * graceful.REQUEST_GAP_S
 
 

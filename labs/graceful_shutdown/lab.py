@@ -443,11 +443,11 @@ def posts_retried_by_nginx(variant: Variant) -> str | None:
 REQUEST_GAP_S = (WORK_MS / 1000 + sum(THINK_S) / 2) * REPLICAS / USERS
 """The mean time between two requests to one replica under LOAD, about 9.4 ms: each user
 sends one every 0.3 s (300 ms of work, no pause), round robin over 3 replicas."""
-MIN_POOL_IDLE_S = 0.1
+MIN_POOL_IDLE_S = 0.03
 """The shortest nginx upstream keepalive_timeout that is still a pool under this load:
 about 3 request gaps. Shorter, nginx closes most idle connections before the next request
 for their replica arrives, so none is reused (as with keepalive = 0) and none is idle
-when a replica stops. Longer values are real pools here: a pooled connection waits ~31 ms
+when a replica stops. Longer values are real pools here: a pooled connection waits ~9 ms
 for its next request, so a bound of 1 s would refuse pools that work."""
 
 
@@ -471,8 +471,9 @@ def pool_emptied(variant: Variant) -> str | None:
         return (
             f'nginx.upstream.keepalive_timeout = "{timeout}" closes a pooled connection before '
             f"the next request for its replica arrives (one every ~{REQUEST_GAP_S * 1000:.0f} "
-            f"ms here: {USERS} users, each a {WORK_MS} ms request then a "
-            f"{THINK_S[0]:g}-{THINK_S[1]:g} s pause, over {REPLICAS} replicas). No connection "
+            f"ms here: {USERS} users, each a {WORK_MS} ms request then "
+            f"{'no pause' if not THINK_S[1] else f'a {THINK_S[0]:g}-{THINK_S[1]:g} s pause'}, "
+            f"over {REPLICAS} replicas). No connection "
             "is reused, so none is idle when a replica stops: the same as keepalive = 0. "
             f"Keep the pool (at least {MIN_POOL_IDLE_S * 1000:.0f}ms); make the shutdown "
             "handle pooled connections."
