@@ -105,15 +105,6 @@ def write_atomic(path: Path, data: bytes) -> None:
 PROOF_WORDS: dict[object, str] = {True: "yes", False: "NO", "not_applicable": "not applicable"}
 
 
-def check_verdict(check: Mapping[str, object]) -> str:
-    """PASS / FAIL / DEFECT / NOT JUDGED from a results.json check entry."""
-    if not check.get("judged", True):
-        return "NOT JUDGED"
-    if not check["passed"]:
-        return "FAIL"
-    return "DEFECT" if check.get("fails_without_fix") is False else "PASS"
-
-
 def markdown(document: dict, lab: Lab, rendered: Sequence[plots.RenderedPlot] = ()) -> str:
     lines = [f"# {lab.title}", "", f"> {lab.question}", ""]
     lines += ["## Variants", ""]
@@ -132,7 +123,7 @@ def markdown(document: dict, lab: Lab, rendered: Sequence[plots.RenderedPlot] = 
     lines += [f"- **{name}**: {v['summary']}" for name, v in document["variants"].items()]
     lines += ["", "## Checks", ""]
     for check in document["checks"]:
-        lines.append(f"- **{check_verdict(check)}** `{check['name']}`: {check['detail']}")
+        lines.append(f"- **{check['verdict']}** `{check['name']}`: {check['detail']}")
         proof = PROOF_WORDS.get(check.get("fails_without_fix"), "not proven")
         lines.append(f"  - fails without its fix: {proof} ({check.get('without_fix', '')})")
     verdict = "all checks passed" if document["passed"] else "at least one check FAILED"

@@ -70,6 +70,7 @@ class CheckResult:
             "name": self.name,
             "passed": self.passed,
             "judged": self.judged,
+            "verdict": self.verdict,
             "detail": self.detail,
             "fails_without_fix": self.fails_without_fix,
             "without_fix": self.proof_detail,

@@ -57,10 +57,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise LabError("name at least one lab, or --all (see `lab list`)")
     labs = all_labs() if args.all else [get_lab(name) for name in args.labs]
     for lab in labs:  # a duration no check can be judged at: say so before any lab runs
-        if shortened(lab.variants, args.duration):
+        if unjudged := shortened(lab.variants, args.duration):
             raise LabError(
-                f"{lab.name}: {shortened(lab.variants, args.duration)}; `lab check` judges "
-                "every check: drop --duration or give a longer one"
+                f"{lab.name}: {unjudged}; `lab check` judges every check: drop --duration or "
+                "give a longer one"
             )
     if args.junit:
         junit.ensure_writable(args.junit)
