@@ -22,13 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labs.engine import nginx
 from labs.engine.errors import LabError
-from labs.engine.local import LocalTopology
-from labs.engine.ports import HOST, free_ports
-from labs.engine.processes import ProcessGroup
-from labs.engine.signals import interrupts_raise, run_interruptible
-from labs.engine.spec import (
+from labs.engine.model.spec import (
     Lab,
     LoadSpec,
     NginxSpec,
@@ -36,6 +31,11 @@ from labs.engine.spec import (
     Upstream,
     Variant,
 )
+from labs.engine.runtime.processes import ProcessGroup
+from labs.engine.runtime.signals import interrupts_raise, run_interruptible
+from labs.engine.topology import nginx
+from labs.engine.topology.local import LocalTopology
+from labs.engine.topology.ports import HOST, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 TRIVIAL = "trivial.py"
@@ -230,7 +230,7 @@ def time_lab_up(runs: int, workdir: Path, topology: str = "local") -> list[float
 def compose_ready() -> str | None:
     """None when a Docker engine answers and the lab's images exist, else why not."""
     try:
-        from labs.engine import compose
+        from labs.engine.topology import compose
 
         compose.preflight()
     except LabError as exc:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from labs.engine.stability import fmt
+from labs.engine.reporting.stability import fmt
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labs.engine import series as S
-from labs.engine import verdicts
-from labs.engine.checks import status_absent, status_at_least
-from labs.engine.metrics import Request, VariantResult, summarize
-from labs.engine.spec import Lab, LoadSpec, NginxSpec, Plot, ServiceSpec, Variant
+from labs.engine.analysis import series as S
+from labs.engine.analysis.metrics import Request, VariantResult, summarize
+from labs.engine.model import verdicts
+from labs.engine.model.checks import status_absent, status_at_least
+from labs.engine.model.spec import Lab, LoadSpec, NginxSpec, Plot, ServiceSpec, Variant
 
 GUIDE = """# Sample lab
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import exercise
-from labs.engine.catalog import all_labs, get_lab
 from labs.engine.errors import LabError
+from labs.engine.exercises import exercise
+from labs.engine.model.catalog import all_labs, get_lab
 from tests.conftest import grade_with, run_lab_cli
 
 LABS_WITH_EXERCISES = [lab for lab in all_labs() if lab.exercise]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import exercise
-from labs.engine.catalog import get_lab
 from labs.engine.errors import LabError
+from labs.engine.exercises import exercise
+from labs.engine.model.catalog import get_lab
 from labs.engine.runner import RunOptions
 from tests.conftest import run_lab_cli
 

@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from labs.engine import cli, exercise
-from labs.engine.catalog import all_labs, get_lab
+from labs.engine import cli
+from labs.engine.analysis.metrics import Request, VariantResult, summarize
 from labs.engine.errors import LabError
-from labs.engine.metrics import Request, VariantResult, summarize
+from labs.engine.exercises import exercise
+from labs.engine.model.catalog import all_labs, get_lab
 
 LABS_WITH_EXERCISES = [lab for lab in all_labs() if lab.exercise]
 
@@ -94,7 +95,7 @@ def test_known_keys_are_the_rendered_files_keys_tables_included():
 @pytest.mark.parametrize(
     "lab_name, remove, message",
     [
-        # labs.engine.edits raises KeyError("api.keepalive_timeout_s is missing")
+        # labs.engine.exercises.edits raises KeyError("api.keepalive_timeout_s is missing")
         ("keepalive-502", "keepalive_timeout_s = 1.0\n", "api.keepalive_timeout_s is missing"),
         # a lab's own lookup raises KeyError("fail_max"): the dotted key is found
         ("circuit-breaker", "fail_max = 5\n", "breaker.fail_max is missing"),

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from labs.engine.processes import pid_alive, processes_with_run_id
+from labs.engine.runtime.processes import pid_alive, processes_with_run_id
 from tests.conftest import run_lab_cli
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.processes import pid_alive, processes_with_run_id
+from labs.engine.runtime.processes import pid_alive, processes_with_run_id
 from tests.conftest import LAB, REPO_ROOT, run_lab_cli
 
 

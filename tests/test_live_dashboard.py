@@ -23,8 +23,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from labs.engine.ports import is_listening
-from labs.engine.processes import pid_alive, processes_with_run_id
+from labs.engine.runtime.processes import pid_alive, processes_with_run_id
+from labs.engine.topology.ports import is_listening
 from tests.conftest import REPO_ROOT, run_lab_cli
 from tests.test_report_html import FLAGS, find_browser
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from labs.engine import nginx
-from labs.engine.catalog import all_labs
-from labs.engine.ports import HOST, free_ports, is_listening
-from labs.engine.processes import ProcessGroup
+from labs.engine.model.catalog import all_labs
+from labs.engine.runtime.processes import ProcessGroup
+from labs.engine.topology import nginx
+from labs.engine.topology.ports import HOST, free_ports, is_listening
 
 HIDDEN = (
     "/admin/faults", "/admin/stats", "/admin", "/metrics", "/metrics/",

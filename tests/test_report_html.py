@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from labs.engine import report
+from labs.engine.reporting import report
 from tests.report_sample import attempts_plot, judge, sample_lab, sample_results
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

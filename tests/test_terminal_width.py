@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from labs.engine import terminal
-from labs.engine.catalog import all_labs, get_lab
+from labs.engine.analysis.metrics import VariantResult
 from labs.engine.cli.running import demo_plan
-from labs.engine.metrics import VariantResult
+from labs.engine.model.catalog import all_labs, get_lab
+from labs.engine.model.spec import Lab
+from labs.engine.model.verdicts import CheckResult
+from labs.engine.reporting import terminal
 from labs.engine.runner import RunOutcome
-from labs.engine.spec import Lab
-from labs.engine.verdicts import CheckResult
 from tests.conftest import run_lab_cli
 
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)

@@ -21,8 +21,8 @@ from labs.circuit_breaker.scenario import (
     UNAFFECTED_FACTOR,
     services,
 )
-from labs.engine.metrics import VariantResult, is_success
-from labs.engine.spec import Exercise, Variant
+from labs.engine.analysis.metrics import VariantResult, is_success
+from labs.engine.model.spec import Exercise, Variant
 
 TIMEOUT_KEYS = {
     "connect_s": "connect-timeout",

@@ -25,8 +25,8 @@ from labs.circuit_breaker.scenario import (
     UNAFFECTED_FACTOR,
     VARIANTS,
 )
-from labs.engine.metrics import VariantResult
-from labs.engine.spec import Check, Lab, Plot, Series
+from labs.engine.analysis.metrics import VariantResult
+from labs.engine.model.spec import Check, Lab, Plot, Series
 
 Results = Mapping[str, VariantResult]
 

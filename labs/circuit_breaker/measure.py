@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from labs.circuit_breaker.scenario import ENDPOINTS
-from labs.engine import series as S
-from labs.engine.metrics import (
+from labs.engine.analysis import series as S
+from labs.engine.analysis.metrics import (
     Request,
     VariantResult,
     bucket_index,
@@ -24,7 +24,7 @@ from labs.engine.metrics import (
     percentile,
     time_series,
 )
-from labs.engine.spec import DeriveContext
+from labs.engine.model.spec import DeriveContext
 
 WARMUP_S = 1.0
 """The first second of load is left out of "before": connections are still being opened."""

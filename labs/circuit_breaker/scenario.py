@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from labs.engine.spec import (
+from labs.engine.model.spec import (
     FaultStep,
     LoadSpec,
     NginxSpec,

@@ -14,18 +14,26 @@ from typing import cast
 
 import aiohttp
 
-from labs.engine import logseries, nginx, report
+from labs.engine.analysis import logseries
+from labs.engine.analysis.metrics import VariantResult, read_requests, summarize
 from labs.engine.errors import LabError
-from labs.engine.load import LoadFiles, Progress, read_progress, start_locust
-from labs.engine.local import Endpoints
-from labs.engine.metrics import VariantResult, read_requests, summarize
-from labs.engine.processes import Child, ProcessGroup
-from labs.engine.scrape import SCRAPE_INTERVAL_S, scrape_metrics
-from labs.engine.signals import Interrupted, interrupts_raise, run_interruptible
-from labs.engine.spec import Collect, DeriveContext, FaultStep, Lab, Variant
-from labs.engine.state import new_run_id, registered_run, sweep_stale_runs
-from labs.engine.topology import Topology, TopologyKind, make_topology, preflight, release
-from labs.engine.verdicts import CheckResult, all_ok, judge
+from labs.engine.load.driver import LoadFiles, Progress, read_progress, start_locust
+from labs.engine.load.scrape import SCRAPE_INTERVAL_S, scrape_metrics
+from labs.engine.model.spec import Collect, DeriveContext, FaultStep, Lab, Variant
+from labs.engine.model.verdicts import CheckResult, all_ok, judge
+from labs.engine.reporting import report
+from labs.engine.runtime.processes import Child, ProcessGroup
+from labs.engine.runtime.signals import Interrupted, interrupts_raise, run_interruptible
+from labs.engine.runtime.state import new_run_id, registered_run, sweep_stale_runs
+from labs.engine.topology import nginx
+from labs.engine.topology.base import (
+    Endpoints,
+    Topology,
+    TopologyKind,
+    make_topology,
+    preflight,
+    release,
+)
 
 LOCUST_GRACE_S = 30.0
 """How long past its duration Locust may take (start-up, stop timeout, writing files)."""

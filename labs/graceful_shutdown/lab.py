@@ -30,10 +30,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from labs.engine.metrics import Request, VariantResult
-from labs.engine.nginx import UPSTREAM_RESET_KINDS, parse_time
-from labs.engine.orders import COLLECT_ORDERS, reconcile_run
-from labs.engine.spec import (
+from labs.engine.analysis.metrics import Request, VariantResult
+from labs.engine.analysis.orders import COLLECT_ORDERS, reconcile_run
+from labs.engine.model.spec import (
     Check,
     DeriveContext,
     Exercise,
@@ -46,6 +45,7 @@ from labs.engine.spec import (
     Upstream,
     Variant,
 )
+from labs.engine.topology.nginx import UPSTREAM_RESET_KINDS, parse_time
 
 REPLICAS = 3
 USERS = 96

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from labs.engine import edits
-from labs.engine.metrics import VariantResult
-from labs.engine.spec import Exercise, Variant
+from labs.engine.analysis.metrics import VariantResult
+from labs.engine.exercises import edits
+from labs.engine.model.spec import Exercise, Variant
 from labs.idempotency.measure import IdempotencyNumbers
 from labs.idempotency.scenario import MIN_INTENTS, REPLICAS, api, load
 

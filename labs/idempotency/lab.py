@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from labs.engine.metrics import VariantResult
-from labs.engine.orders import COLLECT_ORDERS
-from labs.engine.spec import Check, Lab
+from labs.engine.analysis.metrics import VariantResult
+from labs.engine.analysis.orders import COLLECT_ORDERS
+from labs.engine.model.spec import Check, Lab
 from labs.idempotency.exercise import EXERCISE
 from labs.idempotency.measure import IdempotencyNumbers, derive
 from labs.idempotency.scenario import (

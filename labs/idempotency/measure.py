@@ -1,5 +1,5 @@
 """idempotency's measurements: each variant's intents reconciled with the store
-(labs/engine/orders.py), the client's retries and the api's own counts."""
+(labs/engine/analysis/orders.py), the client's retries and the api's own counts."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from labs.engine.metrics import VariantResult
-from labs.engine.orders import reconcile_run
-from labs.engine.spec import DeriveContext
+from labs.engine.analysis.metrics import VariantResult
+from labs.engine.analysis.orders import reconcile_run
+from labs.engine.model.spec import DeriveContext
 
 RETRY_NAME = "/orders (client retry)"
 """How loadtests/orders.py names a retry (the first attempt is "/orders")."""

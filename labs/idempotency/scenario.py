@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from labs.engine.spec import LoadSpec, NginxSpec, ServiceSpec, Upstream, Variant
+from labs.engine.model.spec import LoadSpec, NginxSpec, ServiceSpec, Upstream, Variant
 
 REPLICAS = 3
 USERS = 12

@@ -17,11 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from labs.engine import edits
-from labs.engine.checks import nginx_errors_at_least, status_absent, status_at_least
-from labs.engine.metrics import VariantResult
-from labs.engine.nginx import UPSTREAM_RESET_KINDS, parse_time
-from labs.engine.spec import (
+from labs.engine.analysis.metrics import VariantResult
+from labs.engine.exercises import edits
+from labs.engine.model.checks import nginx_errors_at_least, status_absent, status_at_least
+from labs.engine.model.spec import (
     Check,
     DeriveContext,
     Exercise,
@@ -32,6 +31,7 @@ from labs.engine.spec import (
     Upstream,
     Variant,
 )
+from labs.engine.topology.nginx import UPSTREAM_RESET_KINDS, parse_time
 
 API_IDLE_S = 1.0
 USERS = 32

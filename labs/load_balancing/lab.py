@@ -27,9 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from labs.engine.metrics import VariantResult
-from labs.engine.nginx import parse_time
-from labs.engine.spec import (
+from labs.engine.analysis.metrics import VariantResult
+from labs.engine.model.spec import (
     Check,
     Exercise,
     FaultStep,
@@ -43,6 +42,7 @@ from labs.engine.spec import (
     Upstream,
     Variant,
 )
+from labs.engine.topology.nginx import parse_time
 from labs.load_balancing.measure import derive
 
 REPLICAS = 4

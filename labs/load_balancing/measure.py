@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from labs.engine.metrics import Request, is_success, percentile
-from labs.engine.nginx import AccessEntry, access_entries, parse_time
-from labs.engine.spec import DeriveContext
+from labs.engine.analysis.metrics import Request, is_success, percentile
+from labs.engine.model.spec import DeriveContext
+from labs.engine.topology.nginx import AccessEntry, access_entries, parse_time
 
 PHASE_OF_ACTION = {"settings": "slow", "kill": "dead", "start": "back", "remove": "removed"}
 FIRST_PHASE = "healthy"

@@ -16,9 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from labs.engine import edits
-from labs.engine.metrics import VariantResult
-from labs.engine.spec import (
+from labs.engine.analysis.metrics import VariantResult
+from labs.engine.exercises import edits
+from labs.engine.model.spec import (
     Check,
     Exercise,
     FaultStep,

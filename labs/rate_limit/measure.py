@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from labs.engine.metrics import Request, percentile
-from labs.engine.spec import DeriveContext
+from labs.engine.analysis.metrics import Request, percentile
+from labs.engine.model.spec import DeriveContext
 
 TENANTS = ("noisy", "quiet")
 STEADY_FROM_S = 2.0

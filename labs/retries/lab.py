@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from labs.engine import edits
-from labs.engine.checks import extra, ratio_at_least, within
-from labs.engine.metrics import Request, VariantResult, is_success
-from labs.engine.spec import (
+from labs.engine.analysis.metrics import Request, VariantResult, is_success
+from labs.engine.exercises import edits
+from labs.engine.model.checks import extra, ratio_at_least, within
+from labs.engine.model.spec import (
     Check,
     DeriveContext,
     Exercise,

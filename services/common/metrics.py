@@ -3,7 +3,7 @@ and a middleware that counts every request by route and status and times it.
 
 Each app gets its own registry (not prometheus_client's global one), so several
 apps in one process (tests, a gateway with its api in-process) never collide.
-The metric names are a contract with labs.engine.series: labs plot them by name.
+The metric names are a contract with labs.engine.analysis.series: labs plot them by name.
 nginx never proxies /metrics (compose/nginx template), like /admin/.
 """
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from labs.engine import compose, dockerenv
 from labs.engine.errors import LabError
+from labs.engine.topology import compose, dockerenv
 from tests.ci import in_ci
 
 if TYPE_CHECKING:

@@ -10,10 +10,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from labs.engine.compose import ComposeTopology
 from labs.engine.errors import LabError
+from labs.engine.model.spec import (
+    FaultStep,
+    Lab,
+    LoadSpec,
+    NginxSpec,
+    ServiceSpec,
+    Upstream,
+    Variant,
+)
 from labs.engine.runner import apply_faults
-from labs.engine.spec import FaultStep, Lab, LoadSpec, NginxSpec, ServiceSpec, Upstream, Variant
+from labs.engine.topology.compose import ComposeTopology
 
 pytestmark = pytest.mark.compose
 

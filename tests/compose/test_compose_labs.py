@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.catalog import all_labs
+from labs.engine.model.catalog import all_labs
 from tests.conftest import passed_check
 
 pytestmark = pytest.mark.compose

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from labs.engine.dockerenv import RUN_LABEL
+from labs.engine.topology.dockerenv import RUN_LABEL
 from tests.compose.conftest import resources_of
 from tests.conftest import LAB, REPO_ROOT, run_lab_cli
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.metrics import read_requests
+from labs.engine.analysis.metrics import read_requests
 from labs.load_balancing.measure import RELOAD_SETTLE_S
 from tests.conftest import passed_check
 

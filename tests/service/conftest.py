@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import parts
-from labs.engine.ports import free_ports
+from labs.engine.topology import parts
+from labs.engine.topology.ports import free_ports
 
 
 class RedisServer:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.ports import free_ports
+from labs.engine.topology.ports import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"

@@ -12,8 +12,8 @@ import pytest
 
 from labs.engine import cli
 from labs.engine.cli import running
+from labs.engine.model.verdicts import CheckResult
 from labs.engine.runner import RunOutcome
-from labs.engine.verdicts import CheckResult
 from tests.unit.test_verdicts import lab_with
 
 LAB = lab_with()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from labs.engine.checks import extra, ratio_at_least, within
-from labs.engine.metrics import summarize
+from labs.engine.analysis.metrics import summarize
+from labs.engine.model.checks import extra, ratio_at_least, within
 
 
 def result(name: str, **numbers: float):

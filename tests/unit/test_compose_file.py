@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import compose_file
-from labs.engine.catalog import get_lab
-from labs.engine.compose import project_name
 from labs.engine.errors import LabError
-from labs.engine.spec import LoadSpec, NginxSpec, ServiceSpec, Variant
+from labs.engine.model.catalog import get_lab
+from labs.engine.model.spec import LoadSpec, NginxSpec, ServiceSpec, Variant
+from labs.engine.topology import compose_file
+from labs.engine.topology.compose import project_name
 from tests.conftest import REPO_ROOT
 
 LOAD = LoadSpec(locustfile="synchronized_bursts.py", users=1, spawn_rate=1, duration_s=1)
@@ -106,7 +106,7 @@ def test_project_names_are_unique_per_run_and_variant_and_valid_for_compose():
 
 
 def test_every_lab_variant_renders():
-    from labs.engine.catalog import all_labs
+    from labs.engine.model.catalog import all_labs
 
     for lab in all_labs():
         for variant in lab.variants:

@@ -9,9 +9,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from labs.engine.errors import LabError
-from labs.engine.local import Endpoints
+from labs.engine.model.spec import Collect
 from labs.engine.runner import collect_files
-from labs.engine.spec import Collect
+from labs.engine.topology.base import Endpoints
 
 
 async def listing(request: web.Request) -> web.Response:

@@ -2,13 +2,13 @@ import socket
 
 import pytest
 
-from labs.engine.catalog import all_labs, get_lab
-from labs.engine.checks import nginx_errors_at_least, status_absent, status_at_least
+from labs.engine.analysis.metrics import VariantResult
 from labs.engine.errors import LabError
-from labs.engine.load import LoadFiles, locust_argv, read_progress
-from labs.engine.metrics import VariantResult
-from labs.engine.ports import ensure_port_free, free_ports, is_listening
-from labs.engine.spec import LoadSpec
+from labs.engine.load.driver import LoadFiles, locust_argv, read_progress
+from labs.engine.model.catalog import all_labs, get_lab
+from labs.engine.model.checks import nginx_errors_at_least, status_absent, status_at_least
+from labs.engine.model.spec import LoadSpec
+from labs.engine.topology.ports import ensure_port_free, free_ports, is_listening
 from loadtests.pacing import BurstClock, swept_offset
 
 

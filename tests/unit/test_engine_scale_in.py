@@ -11,13 +11,21 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 
-from labs.engine import compose_file, dockerenv, nginx
-from labs.engine.compose import ComposeTopology
 from labs.engine.errors import LabError
-from labs.engine.local import LocalTopology
-from labs.engine.processes import ProcessGroup, pid_alive
+from labs.engine.model.spec import (
+    FaultStep,
+    Lab,
+    LoadSpec,
+    NginxSpec,
+    ServiceSpec,
+    Upstream,
+    Variant,
+)
 from labs.engine.runner import apply_faults
-from labs.engine.spec import FaultStep, Lab, LoadSpec, NginxSpec, ServiceSpec, Upstream, Variant
+from labs.engine.runtime.processes import ProcessGroup, pid_alive
+from labs.engine.topology import compose_file, dockerenv, nginx
+from labs.engine.topology.compose import ComposeTopology
+from labs.engine.topology.local import LocalTopology
 
 VARIANT = Variant(
     name="v",

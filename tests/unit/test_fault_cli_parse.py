@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from labs.engine.cli.faults import parse_setting, request_of
 from labs.engine.cli.parser import build_parser
-from labs.engine.control import Target, resolve_target
 from labs.engine.errors import LabError
-from labs.engine.faultcli import parse_setting, request_of
-from labs.engine.spec import LoadSpec, NginxSpec, ServiceSpec, Variant
+from labs.engine.model.spec import LoadSpec, NginxSpec, ServiceSpec, Variant
+from labs.engine.runtime.control import Target, resolve_target
 
 
 def parsed(*argv: str) -> dict[str, object]:

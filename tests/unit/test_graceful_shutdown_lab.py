@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from labs.engine.metrics import Request, VariantResult
-from labs.engine.series import fault_windows
-from labs.engine.verdicts import judge
+from labs.engine.analysis.metrics import Request, VariantResult
+from labs.engine.analysis.series import fault_windows
+from labs.engine.model.verdicts import judge
 from labs.graceful_shutdown import lab
 from services.common.shutdown import DrainReport
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import junit
 from labs.engine.errors import LabError
-from labs.engine.verdicts import CheckResult
+from labs.engine.model.verdicts import CheckResult
+from labs.engine.reporting import junit
 
 PASS = CheckResult("fixed_has_no_502", True, "fixed: 0 of 700 were 502", proof="proven")
 FAIL = CheckResult("broken_reproduces_502", False, "broken: 3 of 700 were 502, expected >= 10")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import exercise
+from labs.engine.analysis.metrics import Request, summarize
 from labs.engine.errors import LabError
-from labs.engine.metrics import Request, summarize
+from labs.engine.exercises import exercise
 from labs.keepalive_502 import lab as keepalive
 from labs.keepalive_502.lab import LAB, grade_gaps
 from loadtests.pacing import BurstClock, swept_offset

@@ -13,8 +13,8 @@ from labs.engine.live.collector import (
     percentile,
     topology_graph,
 )
-from labs.engine.local import Endpoints
-from labs.engine.spec import LoadSpec, NginxSpec, ServiceSpec, Variant
+from labs.engine.model.spec import LoadSpec, NginxSpec, ServiceSpec, Variant
+from labs.engine.topology.base import Endpoints
 
 
 def variant() -> Variant:

@@ -11,10 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import nginx
-from labs.engine.metrics import Request, VariantResult, read_requests, replica_counts, summarize
-from labs.engine.spec import DeriveContext, NginxSpec, Upstream
-from labs.engine.verdicts import judge_check
+from labs.engine.analysis.metrics import (
+    Request,
+    VariantResult,
+    read_requests,
+    replica_counts,
+    summarize,
+)
+from labs.engine.model.spec import DeriveContext, NginxSpec, Upstream
+from labs.engine.model.verdicts import judge_check
+from labs.engine.topology import nginx
 from labs.load_balancing import lab as lb
 from labs.load_balancing.measure import (
     RELOAD_SETTLE_S,

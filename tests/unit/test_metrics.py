@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.metrics import (
+from labs.engine.analysis.metrics import (
     Request,
     VariantResult,
     percentile,
@@ -98,7 +98,7 @@ def test_typed_derived_numbers_travel_with_their_json_view():
 
     import pytest
 
-    from labs.engine.metrics import summarize
+    from labs.engine.analysis.metrics import summarize
 
     @dataclass(frozen=True)
     class Numbers:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import nginx
-from labs.engine.catalog import all_labs
 from labs.engine.errors import LabError
-from labs.engine.ports import free_ports, is_listening
-from labs.engine.spec import NginxSpec, Proxy, Upstream
+from labs.engine.model.catalog import all_labs
+from labs.engine.model.spec import NginxSpec, Proxy, Upstream
+from labs.engine.topology import nginx
+from labs.engine.topology.ports import free_ports, is_listening
 
 
 def render(tmp_path: Path, spec: NginxSpec, servers=("127.0.0.1:9001",)) -> str:

@@ -1,11 +1,11 @@
-"""Reconciliation of intended orders with stored ones (labs/engine/orders.py)."""
+"""Reconciliation of intended orders with stored ones (labs/engine/analysis/orders.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from labs.engine.orders import Intent, read_intents, read_orders, reconcile, reconcile_run
+from labs.engine.analysis.orders import Intent, read_intents, read_orders, reconcile, reconcile_run
 
 
 def order(order_id: str, intent_id: str) -> dict[str, object]:

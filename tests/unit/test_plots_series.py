@@ -8,10 +8,16 @@ import time
 
 import pytest
 
-from labs.engine import logseries
-from labs.engine import series as S
-from labs.engine.metrics import Request, VariantResult, bucket_index, summarize, time_series
-from labs.engine.scrape import parse_samples
+from labs.engine.analysis import logseries
+from labs.engine.analysis import series as S
+from labs.engine.analysis.metrics import (
+    Request,
+    VariantResult,
+    bucket_index,
+    summarize,
+    time_series,
+)
+from labs.engine.load.scrape import parse_samples
 
 
 def req(t: float, status: int = 200, ms: float = 10.0) -> Request:
@@ -185,7 +191,7 @@ def test_nginx_series_buckets_retries_and_error_kinds():
     ("status", "expected"), [(200, "2xx"), ("502", "5xx"), (429, "4xx"), (0, "no response")]
 )
 def test_status_class(status, expected):
-    from labs.engine.metrics import status_class
+    from labs.engine.analysis.metrics import status_class
 
     assert status_class(status) == expected
 
@@ -204,8 +210,8 @@ def step_events(steps) -> list[dict[str, object]]:
 
 
 def test_fault_phases_are_labelled_on_the_plots(tmp_path):
-    from labs.engine import plots
-    from labs.engine.spec import Plot
+    from labs.engine.model.spec import Plot
+    from labs.engine.reporting import plots
     from labs.load_balancing import lab as load_balancing
     from labs.retries import lab as retries
 

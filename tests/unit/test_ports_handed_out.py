@@ -3,7 +3,7 @@ once (`parallel_variants`) each get their own ports."""
 
 from __future__ import annotations
 
-from labs.engine.ports import free_ports
+from labs.engine.topology.ports import free_ports
 
 
 def test_successive_calls_never_repeat_a_port():

@@ -10,9 +10,9 @@ import random
 
 import pytest
 
-from labs.engine import parts
 from labs.engine.errors import LabError
-from labs.engine.local import _belongs_to
+from labs.engine.topology import parts
+from labs.engine.topology.local import _belongs_to
 from services.api import ratelimit
 from services.api.ratelimit import LocalLimiter, TokenBucket
 
@@ -142,7 +142,7 @@ def test_fault_targets_match_a_service_replicas_or_a_part_by_name():
 
 
 def test_tenant_numbers_measure_the_steady_rate_after_the_initial_burst():
-    from labs.engine.metrics import Request
+    from labs.engine.analysis.metrics import Request
     from labs.rate_limit.measure import tenant_numbers
 
     # 10 s of 100 offers/s: a burst of 30 admitted in the first 0.1 s, then 1 per 100 ms

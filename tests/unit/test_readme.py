@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labs.engine.catalog import all_labs
+from labs.engine.model.catalog import all_labs
 from tests.conftest import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()

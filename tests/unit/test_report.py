@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from labs.engine import cli, html, plots, report
+from labs.engine import cli
 from labs.engine.cli.output import progress_text
-from labs.engine.load import LoadFiles, Progress, read_progress
-from labs.engine.spec import Plot
+from labs.engine.load.driver import LoadFiles, Progress, read_progress
+from labs.engine.model.spec import Plot
+from labs.engine.reporting import html, plots, report
 from tests.report_sample import attempts_plot, judge, sample_lab, sample_results
 
 
@@ -241,8 +242,8 @@ def test_progress_splits_client_retries_from_user_requests(tmp_path):
 def test_the_line_after_a_variant_splits_client_retries(capsys):
     from types import SimpleNamespace
 
+    from labs.engine.analysis.metrics import Request, summarize
     from labs.engine.cli.output import LiveProgress
-    from labs.engine.metrics import Request, summarize
 
     first = [Request(1000.0 + i / 10, "/work", 503 if i < 3 else 200, 5.0) for i in range(10)]
     retries = [Request(1001.5, "/work (client retry)", 200, 5.0)] * 3

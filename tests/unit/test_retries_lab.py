@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from labs.engine.metrics import Request, VariantResult, summarize
-from labs.engine.spec import DeriveContext
-from labs.engine.verdicts import judge
+from labs.engine.analysis.metrics import Request, VariantResult, summarize
+from labs.engine.model.spec import DeriveContext
+from labs.engine.model.verdicts import judge
 from labs.retries import lab
 
 ORIGIN = 1_000_000.0

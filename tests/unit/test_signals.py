@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from labs.engine.signals import Interrupted, run_interruptible
+from labs.engine.runtime.signals import Interrupted, run_interruptible
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])

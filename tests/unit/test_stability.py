@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import pytest
 
-from labs.engine import stability
-from labs.engine.checks import nginx_errors_at_least, status_absent, status_at_least
-from labs.engine.metrics import Request, VariantResult, summarize
-from labs.engine.spec import Check
-from labs.engine.verdicts import CheckResult, judge
+from labs.engine.analysis.metrics import Request, VariantResult, summarize
+from labs.engine.model.checks import nginx_errors_at_least, status_absent, status_at_least
+from labs.engine.model.spec import Check
+from labs.engine.model.verdicts import CheckResult, judge
+from labs.engine.reporting import stability
 from tests.unit.test_verdicts import lab_with
 
 

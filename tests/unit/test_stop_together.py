@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.processes import ProcessGroup, pid_alive
+from labs.engine.runtime.processes import ProcessGroup, pid_alive
 
 SLOW_EXIT_S = 1.0
 # A child that takes SLOW_EXIT_S to exit on SIGTERM (as Locust finishing its users), and

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import report
-from labs.engine.catalog import all_labs
-from labs.engine.checks import status_absent, status_at_least
-from labs.engine.metrics import Request, VariantResult, summarize
-from labs.engine.spec import Check, Lab, LoadSpec, NginxSpec, ServiceSpec, Variant
-from labs.engine.verdicts import all_ok, judge
+from labs.engine.analysis.metrics import Request, VariantResult, summarize
+from labs.engine.model.catalog import all_labs
+from labs.engine.model.checks import status_absent, status_at_least
+from labs.engine.model.spec import Check, Lab, LoadSpec, NginxSpec, ServiceSpec, Variant
+from labs.engine.model.verdicts import all_ok, judge
+from labs.engine.reporting import report
 
 BASE = Variant(
     name="broken",
@@ -141,8 +141,8 @@ def test_results_json_and_report_md_carry_the_proof(tmp_path):
 
 def test_a_shortened_run_is_not_judged_and_a_cancelled_fault_is_refused():
     from labs.engine.errors import LabError
+    from labs.engine.model.spec import FaultStep
     from labs.engine.runner import shortened
-    from labs.engine.spec import FaultStep
 
     assert shortened([BASE], None) == "" and shortened([BASE], 5) == ""
     assert shortened([BASE], 3) == (

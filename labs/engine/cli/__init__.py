@@ -5,7 +5,7 @@ missing prerequisite (one line on stderr), 130/143 = interrupted (everything
 the run started has been stopped).
 
 The package, one job a module: `parser` (the command line), `running` (run, check,
-demo), `exploring` (up, status, down; `lab fault` is labs.engine.faultcli),
+demo), `exploring` (up, status, down; `lab fault` is labs.engine.cli.faults),
 `exercises` (exercise, grade, hint, solution), `reports` (list, show, report) and
 `output` (consoles, tables, live progress). This module turns a handler's result or
 error into the exit status.

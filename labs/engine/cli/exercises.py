@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from labs.engine import exercise, terminal
-from labs.engine.catalog import get_lab
 from labs.engine.cli.output import LiveProgress, out
+from labs.engine.exercises import exercise
+from labs.engine.model.catalog import get_lab
+from labs.engine.reporting import terminal
 from labs.engine.runner import RunOptions
 
 

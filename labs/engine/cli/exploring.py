@@ -1,5 +1,5 @@
 """Exploring by hand: `lab up` (a supervisor keeps a variant's topology running),
-`lab status`, `lab down`. `lab fault` is labs.engine.faultcli."""
+`lab status`, `lab down`. `lab fault` is labs.engine.cli.faults."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import subprocess
 import sys
 import time
 
-from labs.engine.catalog import get_lab
 from labs.engine.cli.output import out
 from labs.engine.errors import LabError
-from labs.engine.ports import ensure_port_free
-from labs.engine.processes import pid_alive
-from labs.engine.state import (
+from labs.engine.model.catalog import get_lab
+from labs.engine.runtime.processes import pid_alive
+from labs.engine.runtime.state import (
     cleanup_run,
     new_run_id,
     read_json,
@@ -25,7 +24,8 @@ from labs.engine.state import (
     up_file,
     up_log,
 )
-from labs.engine.topology import preflight
+from labs.engine.topology.base import preflight
+from labs.engine.topology.ports import ensure_port_free
 
 UP_TIMEOUT_S = 30.0
 UP_TIMEOUT_COMPOSE_S = 120.0
@@ -46,7 +46,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None:
         ensure_port_free(args.port)
     run_id = new_run_id(lab.name)
-    argv = [sys.executable, "-m", "labs.engine.supervisor", "--lab", lab.name,
+    argv = [sys.executable, "-m", "labs.engine.runtime.supervisor", "--lab", lab.name,
             "--variant", variant.name, "--run-id", run_id]  # fmt: skip
     if args.port is not None:
         argv += ["--port", str(args.port)]

@@ -10,12 +10,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from labs.engine.load import CLIENT_RETRY_SUFFIX
-from labs.engine.load import Progress as LoadProgress
-from labs.engine.metrics import VariantResult
-from labs.engine.report import RunRecord
+from labs.engine.analysis.metrics import VariantResult
+from labs.engine.load.driver import CLIENT_RETRY_SUFFIX
+from labs.engine.load.driver import Progress as LoadProgress
+from labs.engine.model.spec import Lab
+from labs.engine.reporting.report import RunRecord
 from labs.engine.runner import RunOutcome
-from labs.engine.spec import Lab
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)

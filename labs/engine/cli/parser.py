@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from labs.engine import faultcli, stability
+from labs.engine.cli import faults as faultcli
 from labs.engine.cli.exercises import cmd_exercise, cmd_grade, cmd_hint, cmd_solution
 from labs.engine.cli.exploring import cmd_down, cmd_status, cmd_up
 from labs.engine.cli.reports import cmd_list, cmd_report, cmd_show
 from labs.engine.cli.running import DEMO_LAB, cmd_check, cmd_demo, cmd_run
-from labs.engine.topology import TOPOLOGIES
+from labs.engine.reporting import stability
+from labs.engine.topology.base import TOPOLOGIES
 
 MAX_DURATION_S = 3600.0
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from labs.engine import report, terminal
-from labs.engine.catalog import all_labs, get_lab
 from labs.engine.cli.output import out, runs_table
 from labs.engine.errors import LabError
+from labs.engine.model.catalog import all_labs, get_lab
+from labs.engine.reporting import report, terminal
 
 
 def cmd_list(_args: argparse.Namespace) -> int:

@@ -6,12 +6,12 @@ import argparse
 import json
 import time
 
-from labs.engine import junit, stability, terminal
-from labs.engine.catalog import all_labs, get_lab
 from labs.engine.cli.output import LiveProgress, err, out, print_checks
 from labs.engine.errors import LabError
+from labs.engine.model.catalog import all_labs, get_lab
+from labs.engine.model.spec import Lab
+from labs.engine.reporting import junit, stability, terminal
 from labs.engine.runner import RunOptions, RunOutcome, run_lab, select_variants, shortened
-from labs.engine.spec import Lab
 
 DEMO_LAB = "keepalive-502"
 DEMO_WHY = (

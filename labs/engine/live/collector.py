@@ -2,7 +2,7 @@
 
 Each tick reads what arrived since the last one and nothing else:
 - nginx's access log (tailed): requests by status class, p50/p99 of $request_time;
-- nginx's error log (tailed): upstream errors by kind (labs.engine.nginx.ERROR_KINDS);
+- nginx's error log (tailed): upstream errors by kind (labs.engine.topology.nginx.ERROR_KINDS);
 - every replica's /admin/stats: arrivals per second and in-flight (api), attempts,
   retries, breaker state and bulkhead occupancy per downstream (gateway);
 - every fault switch's /admin/faults: which replicas are slow or failing;
@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from labs.engine import nginx
-from labs.engine.local import Endpoints
-from labs.engine.spec import Variant
+from labs.engine.model.spec import Variant
+from labs.engine.topology import nginx
+from labs.engine.topology.base import Endpoints
 
 HISTORY = 600
 """Points kept (and sent to a page that connects): ten minutes at one a second."""

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from labs.engine import compose_file
 from labs.engine.live.collector import Collector, ContainerLogTail, LogTail
-from labs.engine.local import Endpoints
-from labs.engine.spec import Variant
+from labs.engine.model.spec import Variant
+from labs.engine.topology import compose_file
+from labs.engine.topology.base import Endpoints
 
 STATIC = Path(__file__).parent / "static"
 COLLECTOR = web.AppKey("collector", Collector)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from labs.circuit_breaker.exercise import fix_holds
-from labs.engine import exercise
-from labs.engine.catalog import get_lab
+from labs.engine.analysis.metrics import summarize
 from labs.engine.errors import LabError
-from labs.engine.metrics import summarize
+from labs.engine.exercises import exercise
+from labs.engine.model.catalog import get_lab
 from tests.conftest import grade_with, run_lab_cli
 
 LAB = get_lab("circuit-breaker")

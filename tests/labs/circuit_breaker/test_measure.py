@@ -24,8 +24,8 @@ from labs.circuit_breaker.measure import (
     transitions,
 )
 from labs.circuit_breaker.scenario import NAIVE
-from labs.engine.metrics import Request, VariantResult, summarize
-from labs.engine.spec import DeriveContext
+from labs.engine.analysis.metrics import Request, VariantResult, summarize
+from labs.engine.model.spec import DeriveContext
 
 ORIGIN = 1_000.0
 SLOW, RECOVER = {"latency_ms": 5000}, {"latency_ms": 0}

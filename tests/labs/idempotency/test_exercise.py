@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine import exercise
-from labs.engine.catalog import get_lab
+from labs.engine.analysis.metrics import summarize
 from labs.engine.errors import LabError
-from labs.engine.metrics import summarize
+from labs.engine.exercises import exercise
+from labs.engine.model.catalog import get_lab
 from labs.idempotency.exercise import EXERCISE, duplicates, holds
 from labs.idempotency.measure import IdempotencyNumbers
 from labs.idempotency.scenario import KEYED, LOCAL_KEYS, NAIVE, load

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.metrics import VariantResult, summarize
-from labs.engine.verdicts import judge
+from labs.engine.analysis.metrics import VariantResult, summarize
+from labs.engine.model.verdicts import judge
 from labs.idempotency.lab import LAB
 from labs.idempotency.measure import IdempotencyNumbers
 from tests.conftest import passed_check

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.metrics import Request, summarize
-from labs.engine.spec import DeriveContext
+from labs.engine.analysis.metrics import Request, summarize
+from labs.engine.model.spec import DeriveContext
 from labs.idempotency.measure import RETRY_NAME, api_counts, derive
 from labs.idempotency.scenario import NAIVE
 

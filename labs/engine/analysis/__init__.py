@@ -1,0 +1,1 @@
+"""Numbers from a run's raw records: requests, nginx's logs, orders."""

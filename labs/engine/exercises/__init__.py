@@ -1,0 +1,1 @@
+"""Exercises: a learner's edit graded against the lab's own load."""

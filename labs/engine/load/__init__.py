@@ -1,0 +1,1 @@
+"""Driving load (Locust) and scraping the services while it runs."""

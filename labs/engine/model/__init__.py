@@ -1,0 +1,1 @@
+"""What a lab is, as data, and how its checks are judged."""

@@ -1,0 +1,1 @@
+"""Processes that cannot outlive the runner, signals, run state, `lab up`."""

@@ -1,0 +1,1 @@
+"""Where a variant runs: the interface (base), local processes, Docker Compose."""
