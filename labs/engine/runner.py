@@ -16,7 +16,9 @@ import aiohttp
 
 from labs.engine.analysis import logseries
 from labs.engine.analysis.metrics import VariantResult, read_requests, summarize
+from labs.engine.analysis.stats import number
 from labs.engine.errors import LabError
+from labs.engine.live import server as live
 from labs.engine.load.driver import LoadFiles, Progress, read_progress, start_locust
 from labs.engine.load.scrape import SCRAPE_INTERVAL_S, scrape_metrics
 from labs.engine.model.spec import Collect, DeriveContext, FaultStep, Lab, Variant
@@ -24,7 +26,8 @@ from labs.engine.model.verdicts import CheckResult, all_ok, judge
 from labs.engine.reporting import report
 from labs.engine.runtime.processes import Child, ProcessGroup
 from labs.engine.runtime.signals import Interrupted, interrupts_raise, run_interruptible
-from labs.engine.runtime.state import new_run_id, registered_run, sweep_stale_runs
+from labs.engine.runtime.state import new_run_id, registered_run
+from labs.engine.runtime.sweep import sweep_stale_runs
 from labs.engine.topology import nginx
 from labs.engine.topology.base import (
     Endpoints,
@@ -49,6 +52,9 @@ class RunOptions:
     progress: ProgressCallback | None = None
     variant_done: Callable[[VariantResult], None] | None = None
     topology: TopologyKind = "local"
+    live: Callable[[str, str], None] | None = None
+    """`lab run --live`: serve each variant's dashboard while it runs and call this
+    with (variant, URL) once it is up."""
 
 
 @dataclass
@@ -161,8 +167,15 @@ async def run_variant(
     events: list[dict[str, object]] = []
     samples: list[dict[str, object]] = []
     scrapes: list[dict[str, object]] = []
+    dashboard: live.Dashboard | None = None
     try:
         endpoints = await topology.start()
+        if options.live:
+            title = f"{lab.name} / {variant.name}"
+            dashboard = await live.serve_dashboard(
+                topology, variant, endpoints, events, title, client=lambda: _totals(files)
+            )
+            options.live(variant.name, dashboard.url)
         locust = start_locust(group, variant.load, endpoints.nginx_url, files)
         background = [
             asyncio.create_task(apply_faults(variant.faults, endpoints, events, topology))
@@ -184,6 +197,8 @@ async def run_variant(
         final_stats = await collect_stats(endpoints)
         await collect_files(lab.collect, endpoints, out_dir)
     finally:
+        if dashboard is not None:
+            await dashboard.stop()
         topology.stop()
     result = measure(lab, variant, files, out_dir)
     result.events = [_relative(e, result.origin_s) for e in events]
@@ -219,8 +234,13 @@ async def wait_for_load(
         )
 
 
+def _totals(files: LoadFiles) -> tuple[int, int] | None:
+    progress = read_progress(files)
+    return (progress.requests, progress.failures) if progress else None
+
+
 def _relative(record: dict[str, object], origin_s: float) -> dict[str, object]:
-    epoch = float(record.pop("epoch_s"))  # type: ignore[arg-type]
+    epoch = number(record.pop("epoch_s"))
     return {"t_s": round(epoch - origin_s, 3), **record}
 
 

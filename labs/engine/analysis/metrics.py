@@ -195,8 +195,9 @@ class VariantResult:
         missing or not a number, so that a check comparing it fails instead of passing
         on a default."""
         value = self.extra.get(key)
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return float(value) if ok else float("nan")  # type: ignore[arg-type]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return float("nan")
+        return float(value)
 
     def metric(self, key: str) -> float:
         """A summary-table value by key: a field name or `status.<code>`."""

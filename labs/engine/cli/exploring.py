@@ -16,14 +16,13 @@ from labs.engine.errors import LabError
 from labs.engine.model.catalog import get_lab
 from labs.engine.runtime.processes import pid_alive
 from labs.engine.runtime.state import (
-    cleanup_run,
     new_run_id,
     read_json,
     state_dir,
-    sweep_stale_runs,
     up_file,
     up_log,
 )
+from labs.engine.runtime.sweep import cleanup_run, sweep_stale_runs
 from labs.engine.topology.base import preflight
 from labs.engine.topology.ports import ensure_port_free
 

@@ -20,6 +20,7 @@ import re
 import urllib.error
 import urllib.request
 
+from labs.engine.analysis.stats import items, mapping, number
 from labs.engine.errors import LabError
 from labs.engine.runtime.control import TOKEN_HEADER
 from labs.engine.runtime.processes import pid_alive
@@ -99,19 +100,22 @@ def send(record: dict, request: dict[str, object]) -> dict[str, object]:
 def describe(request: dict[str, object], event: dict[str, object]) -> str:
     action = request["action"]
     if action == "settings":
-        settings = " ".join(f"{k}={v}" for k, v in dict(request["settings"]).items())  # type: ignore[arg-type]
+        settings = " ".join(f"{k}={v}" for k, v in mapping(request["settings"]).items())
         line = f"{request['target']}: {settings} (undo: lab fault --clear)"
         if event.get("skipped"):
-            line += f"; not answering, skipped: {', '.join(event['skipped'])}"  # type: ignore[arg-type]
+            line += f"; not answering, skipped: {_names(event.get('skipped'))}"
         return line
     if action == "clear":
-        line = f"cleared: {', '.join(event.get('processes') or []) or 'nothing to clear'}"  # type: ignore[arg-type]
+        line = f"cleared: {_names(event.get('processes')) or 'nothing to clear'}"
         if event.get("skipped"):
-            line += f"; not answering, skipped: {', '.join(event['skipped'])}"  # type: ignore[arg-type]
+            line += f"; not answering, skipped: {_names(event.get('skipped'))}"
         return line
     done = {"kill": "killed", "stop": "stopped", "start": "started"}[str(action)]
-    names = ", ".join(event.get("processes") or [])  # type: ignore[arg-type]
-    return f"{done} {names} ({event.get('took_s', 0):.1f} s)"
+    return f"{done} {_names(event.get('processes'))} ({number(event.get('took_s'), 0.0):.1f} s)"
+
+
+def _names(value: object) -> str:
+    return ", ".join(str(name) for name in items(value))
 
 
 def cmd_fault(args: argparse.Namespace) -> int:

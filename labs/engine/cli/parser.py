@@ -110,6 +110,11 @@ def running_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--variant", action="append", metavar="V", help="only this variant (repeatable)"
     )
+    run.add_argument(
+        "--live",
+        action="store_true",
+        help="serve each variant's live dashboard on 127.0.0.1 while it runs (URL on stderr)",
+    )
     run_options(run)
     run.set_defaults(handler=cmd_run)
 

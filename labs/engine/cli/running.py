@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 
 from labs.engine.cli.output import LiveProgress, err, out, print_checks
 from labs.engine.errors import LabError
@@ -33,9 +34,17 @@ def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -
         topology=args.topology,
         progress=None if quiet else live.update,
         variant_done=None if quiet else live.done,
+        live=_say_dashboard(lab) if getattr(args, "live", False) else None,
     )
     with live:
         return run_lab(lab, options)
+
+
+def _say_dashboard(lab: Lab) -> Callable[[str, str], None]:
+    def say(variant: str, url: str) -> None:
+        err.print(f"live: {lab.name} / {variant}: {url}", highlight=False, markup=False)
+
+    return say
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -22,13 +22,18 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from labs.engine.analysis.stats import mapping, whole
 from labs.engine.model.spec import Variant
 from labs.engine.topology import nginx
 from labs.engine.topology.base import Endpoints
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
 
 HISTORY = 600
 """Points kept (and sent to a page that connects): ten minutes at one a second."""
@@ -77,7 +82,7 @@ class ContainerLogTail:
     its logs under its own prefix, copied out only when it stops): `tail -c +N` through
     the Docker API, from the file's size at start. Blocking: call it in a thread."""
 
-    def __init__(self, container: Callable[[], object | None], path: str) -> None:
+    def __init__(self, container: Callable[[], Container | None], path: str) -> None:
         self.container = container
         self.path = path
         self.offset: int | None = None
@@ -88,7 +93,7 @@ class ContainerLogTail:
             target = self.container()
             if target is None:
                 return None
-            code, output = target.exec_run(argv)  # type: ignore[attr-defined]
+            code, output = target.exec_run(argv)
         except Exception:  # noqa: BLE001 - a container gone or stopped: no lines this tick
             return None
         return output if code == 0 else None
@@ -174,6 +179,9 @@ class Collector:
     title: str = ""
     alive: Callable[[str], bool | None] = lambda _name: None
     """Whether a process of the topology is running (None: this topology cannot say)."""
+    client: Callable[[], tuple[int, int] | None] | None = None
+    """The load generator's running totals (requests, failures), when the engine drives
+    it (`lab run --live`); None under `lab up`, where the client is yours."""
     points: deque[dict[str, object]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     listeners: set[asyncio.Queue[dict[str, object]]] = field(default_factory=set)
     previous: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -212,10 +220,10 @@ class Collector:
         for event in self.events:
             target = event.get("service") or "all"
             if event.get("replica") is not None:
-                target = f"{target}-{int(event['replica']) + 1}"  # type: ignore[arg-type]
+                target = f"{target}-{whole(event['replica']) + 1}"
             action = str(event.get("action"))
             if action == "settings":
-                settings = dict(event.get("settings") or {})  # type: ignore[call-overload]
+                settings = mapping(event.get("settings"))
                 label = f"{target} " + " ".join(f"{k}={v}" for k, v in settings.items())
             else:
                 label = f"{action} {target}"
@@ -277,6 +285,7 @@ class Collector:
             nodes[part] = "up" if await _listening(url) else "down"
         return {
             "t": round(now, 3),
+            "client": self._client_rates(elapsed),
             "nginx": {k: round(v / elapsed, 2) for k, v in sorted(classes.items())},
             "requests": sum(classes.values()),
             "p50_ms": _round(percentile(times, 0.50)),
@@ -299,6 +308,14 @@ class Collector:
             rates[key] = 0.0 if last is None or value < last else round((value - last) / elapsed, 2)
             before[key] = value
         return rates
+
+    def _client_rates(self, elapsed: float) -> dict[str, float | None]:
+        """Requests/s the client saw answered ok and failed ({}: no client to ask)."""
+        totals = self.client() if self.client else None
+        if totals is None:
+            return {}
+        requests, failures = totals
+        return self._rates("client", {"ok": requests - failures, "failed": failures}, elapsed)
 
     def _gateway(self, name: str, answer: dict, elapsed: float) -> dict[str, dict[str, object]]:
         """Per downstream: attempts and retries per second, breaker state, bulkhead use."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -82,13 +83,43 @@ def attach(
     endpoints: Endpoints,
     events: list[dict[str, object]],
     title: str,
+    client: Callable[[], tuple[int, int] | None] | None = None,
 ) -> asyncio.Task[None]:
     """Add the dashboard to `app` and start sampling; cancel the task to stop it."""
     access, errors = log_tails(topology)
-    collector = Collector(variant, endpoints, access, errors, events, title)
+    collector = Collector(variant, endpoints, access, errors, events, title, client=client)
     collector.alive = process_alive(topology)
     install(app, collector)
     return asyncio.create_task(collector.run(), name="live-collector")
+
+
+@dataclass
+class Dashboard:
+    """A dashboard served on its own 127.0.0.1 port (`lab run --live`)."""
+
+    url: str
+    task: asyncio.Task[None]
+    runner: web.AppRunner
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.runner.cleanup()
+
+
+async def serve_dashboard(
+    topology: object,
+    variant: Variant,
+    endpoints: Endpoints,
+    events: list[dict[str, object]],
+    title: str,
+    client: Callable[[], tuple[int, int] | None] | None = None,
+) -> Dashboard:
+    """The dashboard alone (no control routes), on a port the kernel picks."""
+    app = web.Application()
+    task = attach(app, topology, variant, endpoints, events, title, client)
+    runner, url = await serve_app(app)
+    return Dashboard(f"{url}/", task, runner)
 
 
 def log_tails(topology: object) -> tuple[LogTail | ContainerLogTail | None, ...]:
@@ -127,3 +158,14 @@ def process_alive(topology: object) -> Callable[[str], bool | None]:
         return found[0].alive() if found else None
 
     return alive
+
+
+async def serve_app(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
+    """Serve `app` on `host` and a port the kernel picks (no race with another
+    process); return the runner (cleanup() stops it) and the base URL."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://{host}:{port}"

@@ -229,14 +229,3 @@ def create_app(control: Control) -> web.Application:
     app.router.add_post("/control/fault", post_fault)
     app.router.add_get("/control/events", get_events)
     return app
-
-
-async def serve(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
-    """Serve `app` on `host` and a port the kernel picks (no race with another
-    process); return the runner (cleanup() stops it) and the base URL."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://{host}:{port}"

@@ -10,13 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-from labs.engine.runtime.processes import kill_pids, pid_alive, processes_with_run_id
 
 
 def state_dir() -> Path:
@@ -62,34 +58,3 @@ def registered_run(run_id: str, lab: str, kind: str) -> Iterator[None]:
         yield
     finally:
         path.unlink(missing_ok=True)
-
-
-def cleanup_run(run_id: str) -> int:
-    """Stop every process of `run_id`, remove its temp prefixes and its Compose projects
-    (containers do not die with their runner); return how many processes stopped."""
-    from labs.engine.topology.dockerenv import (
-        sweep_compose,  # imports docker only when markers exist
-    )
-
-    pids = processes_with_run_id(run_id)
-    kill_pids(pids)
-    sweep_compose(run_id)
-    for prefix in Path(tempfile.gettempdir()).glob(f"lab-{run_id}-*"):
-        shutil.rmtree(prefix, ignore_errors=True)
-    return len(pids)
-
-
-def sweep_stale_runs() -> list[str]:
-    """Clean up after runs whose owner died; return their ids."""
-    cleaned = []
-    for path in sorted(runs_dir().glob("*.json")):
-        record = read_json(path)
-        if record is None or pid_alive(int(record.get("pid", 0))):
-            continue
-        cleanup_run(record["run_id"])
-        path.unlink(missing_ok=True)
-        cleaned.append(record["run_id"])
-    from labs.engine.topology.dockerenv import sweep_compose
-
-    sweep_compose()  # Compose projects whose owner died without a run file (`lab up`)
-    return cleaned

@@ -85,7 +85,7 @@ async def hold(
     app = control.create_app(ctl)
     title = f"{record['lab']} / {record['variant']}"
     dashboard = live.attach(app, topology, variant, endpoints, ctl.events, title)
-    server, url = await control.serve(app)
+    server, url = await live.serve_app(app)
     try:
         record.update(status="ready", endpoints=endpoints.to_dict(), logs=str(logs))
         record.update(control={"url": url, "token": ctl.token}, dashboard=f"{url}/")

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import re
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +25,13 @@ from labs.engine.errors import LabError, StartupError
 from labs.engine.model.spec import Lab, Variant
 from labs.engine.topology import compose_file, dockerenv, nginx
 from labs.engine.topology.base import Endpoints
+from labs.engine.topology.containers import (
+    STOP_TIMEOUT_S,
+    log_tail,
+    published_port,
+    replica_of,
+    save_logs,
+)
 from labs.engine.topology.ports import HOST, ensure_port_free
 
 if TYPE_CHECKING:
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
 
 STARTUP_TIMEOUT_S = 60.0
 COMPOSE_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 5
+
 IMAGES = (compose_file.SERVICES_IMAGE, compose_file.NGINX_IMAGE)
 IMAGES_HINT = "build them: make images (or make images-offline without a registry)"
 
@@ -151,7 +156,7 @@ class ComposeTopology:
                     with contextlib.suppress(ProcessLookupError):
                         self._up.kill()
         if code != 0:
-            tail = _tail(self.log_dir / "compose.log")
+            tail = log_tail(self.log_dir / "compose.log")
             raise StartupError(f"compose up failed for {self.project} (exit {code}): {tail}")
 
     def containers(self) -> dict[str, Container]:
@@ -165,9 +170,9 @@ class ComposeTopology:
         containers = await asyncio.to_thread(self.containers)
         expected = set(compose_file.services_of(self.variant))
         if missing := sorted(expected - set(containers)):
-            tail = _tail(self.log_dir / "compose.log")
+            tail = log_tail(self.log_dir / "compose.log")
             raise StartupError(f"compose created no container for {', '.join(missing)}: {tail}")
-        ports = {name: _published_port(c) for name, c in containers.items()}
+        ports = {name: published_port(c) for name, c in containers.items()}
         services: dict[str, list[str]] = {}
         for spec in self.variant.services:
             names = [compose_file.replica_name(spec.name, r) for r in range(spec.replicas)]
@@ -233,7 +238,7 @@ class ComposeTopology:
         if replica is not None:
             names = [compose_file.replica_name(service, replica)]
         else:
-            names = [n for n in containers if n == service or _replica_of(n, service)]
+            names = [n for n in containers if n == service or replica_of(n, service)]
         found = [containers[n] for n in names if n in containers]
         if not found:
             which = service if replica is None else f"{service} replica {replica}"
@@ -280,7 +285,7 @@ class ComposeTopology:
         await asyncio.gather(*(asyncio.to_thread(c.start) for c in ended))
         containers = await asyncio.to_thread(self.containers)
         for name in names:
-            url = f"http://{HOST}:{_published_port(containers[name])}"
+            url = f"http://{HOST}:{published_port(containers[name])}"
             if self.endpoints is not None and service in self.endpoints.services:
                 index = int(name.rpartition("-")[2]) - 1
                 self.endpoints.services[service][index] = url
@@ -342,43 +347,11 @@ class ComposeTopology:
                 self._up.kill()
         try:
             if self.client is not None:
-                self._stop_and_collect()
+                save_logs(self.containers(), self.log_dir, self.artifacts_dir / "nginx")
         except Exception:  # the engine went away: `down` and the sweep below still try
             pass
         finally:
             self._down()
-
-    def _stop_and_collect(self) -> None:
-        import docker.errors
-
-        containers = self.containers()
-        for container in containers.values():
-            if container.status == "paused":  # `down` cannot stop a frozen container
-                with contextlib.suppress(docker.errors.APIError):
-                    container.unpause()
-        if "nginx" in containers:  # first, so its logs are complete; `down` stops the rest
-            with contextlib.suppress(docker.errors.APIError):
-                containers["nginx"].stop(timeout=STOP_TIMEOUT_S)
-        for name, container in containers.items():
-            with contextlib.suppress(docker.errors.APIError):
-                (self.log_dir / f"{name}.log").write_bytes(container.logs())
-        if "nginx" in containers:
-            self._copy_nginx_logs(containers["nginx"])
-
-    def _copy_nginx_logs(self, container: Container) -> None:
-        import docker.errors
-
-        target = self.artifacts_dir / "nginx"
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("error.log", "access.log"):
-            try:
-                stream, _ = container.get_archive(f"{compose_file.NGINX_PREFIX}/{name}")
-            except docker.errors.NotFound:
-                continue
-            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-                member = archive.extractfile(name)
-                if member is not None:
-                    (target / name).write_bytes(member.read())
 
     def _down(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -409,31 +382,9 @@ def release_run(run_id: str) -> None:
     dockerenv.sweep_compose(run_id)
 
 
-def _published_port(container: Container) -> int:
-    """The host port of the container's one published port (bound on 127.0.0.1)."""
-    ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
-    for bindings in ports.values():
-        for binding in bindings or ():
-            if binding.get("HostIp") == HOST:
-                return int(binding["HostPort"])
-    raise StartupError(f"{container.name} has no port published on {HOST}")
-
-
 def _replica_urls(services: dict[str, list[str]]) -> list[tuple[str, str]]:
     return [
         (compose_file.replica_name(service, index), url)
         for service, urls in services.items()
         for index, url in enumerate(urls)
     ]
-
-
-def _replica_of(name: str, service: str) -> bool:
-    prefix, _, index = name.rpartition("-")
-    return prefix == service and index.isdigit()
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return ""

@@ -12,6 +12,9 @@ const CLASS_COLOURS = { "2xx": "#2e9e4f", "3xx": "#1f77b4", "4xx": "#e0a100", "5
 
 /* Each chart: a title, a unit, and how one point becomes {series name: value}. */
 const CHARTS = [
+  { id: "client-rps", title: "client (Locust): requests/s ok / failed", unit: "req/s",
+    values: (p) => ({ ...(p.client || {}) }), colours: { ok: "#2e9e4f", failed: "#d62728" },
+    onlyWith: "client" },
   { id: "nginx-rps", title: "nginx: requests/s by status class", unit: "req/s",
     values: (p) => ({ "2xx": 0, "5xx": 0, ...p.nginx }), colours: CLASS_COLOURS,
     zero: true, nginxLogs: true },
