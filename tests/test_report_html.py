@@ -18,6 +18,7 @@ import pytest
 from matplotlib.image import imread
 
 from labs.engine.reporting import report
+from tests.conftest import REPO_ROOT
 from tests.report_sample import attempts_plot, judge, sample_lab, sample_results
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -42,6 +43,8 @@ window.addEventListener("load", () => {
   document.body.dataset.widths = images.map((i) => i.naturalWidth).join(",");
 });
 </script>"""
+
+SCREENSHOT = REPO_ROOT / "results" / "report-html" / "report.png"
 
 
 def find_browser() -> str:
@@ -97,7 +100,8 @@ def test_report_renders_in_chromium_with_every_image_loaded(report_html: Path, t
     assert "Does a 3 s outage reach the clients?" in dom
     assert "ALL CHECKS PASSED" in dom
 
-    screenshot = tmp_path / "report.png"
+    screenshot = SCREENSHOT  # kept for a person to look at
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
     shot = browse(
         browser,
         tmp_path / "profile-shot",

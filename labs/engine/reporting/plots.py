@@ -132,9 +132,9 @@ def draw(plot: Plot, results: Mapping[str, VariantResult], layout: Layout = "aut
 
 
 def _figure(panels: int, overlay: bool) -> tuple[Figure, list]:
-    """One wide panel, or one per variant in rows of at most MAX_COLUMNS, sharing y."""
-    columns = max(1, min(panels, MAX_COLUMNS))
-    rows = max(1, math.ceil(panels / columns))
+    """One wide panel, or one per variant in balanced rows of at most MAX_COLUMNS,
+    sharing y."""
+    rows, columns = _grid(panels)
     width = PANEL_WIDTH_IN * (2 if overlay else columns)
     height = HEIGHT_IN + (rows - 1) * ROW_HEIGHT_IN
     from matplotlib.figure import Figure  # lazy: ~1 s to import, only reports draw
@@ -145,6 +145,12 @@ def _figure(panels: int, overlay: bool) -> tuple[Figure, list]:
     for unused in axes[panels:]:
         unused.set_visible(False)
     return figure, axes[:panels]
+
+
+def _grid(panels: int) -> tuple[int, int]:
+    """Rows and columns for `panels`, in balanced rows: 4 panels are 2 x 2, not 3 + 1."""
+    rows = max(1, math.ceil(panels / MAX_COLUMNS))
+    return rows, max(1, math.ceil(panels / rows))
 
 
 def _draw_overlaid(
@@ -174,7 +180,7 @@ def _draw_panels(
     x_max: float,
 ) -> list[float]:
     styles = {label: index for index, label in enumerate(colors)}
-    columns = min(len(axes), MAX_COLUMNS)
+    columns = _grid(len(axes))[1]
     values: list[float] = []
     for index, (ax, (name, variant_series)) in enumerate(
         zip(axes, per_variant.items(), strict=True)

@@ -36,10 +36,14 @@ def new_run_id(lab: str) -> str:
     return f"{lab}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
-def write_json_atomic(path: Path, data: object) -> None:
+def write_json_atomic(path: Path, data: object, private: bool = False) -> None:
+    """Write `data` whole or not at all; `private`: readable by this user only (the file
+    holds a secret, e.g. the control token of `lab up`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
 
 

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         "status": "starting",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json_atomic(up_file(), record)
+    write_json_atomic(up_file(), record, private=True)
     logs = state_dir() / "up" / args.run_id
     group = ProcessGroup(args.run_id, logs / "logs")
     topology = None
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             run_interruptible(hold(topology, variant, group, record, logs))
         except LabError as exc:
             record.update(status="failed", error=str(exc))
-            write_json_atomic(up_file(), record)
+            write_json_atomic(up_file(), record, private=True)
             return 2
         except Interrupted:
             return 0
@@ -79,7 +79,7 @@ async def hold(
 
     def publish() -> None:
         record.update(endpoints=endpoints.to_dict(), pids=group.pids())
-        write_json_atomic(up_file(), record)
+        write_json_atomic(up_file(), record, private=True)
 
     ctl.on_change = publish
     app = control.create_app(ctl)
@@ -92,7 +92,7 @@ async def hold(
         files = {**topology.log_files(), "supervisor": up_log(record["run_id"])}
         record["log_files"] = {name: str(path.resolve()) for name, path in files.items()}
         record["pids"] = group.pids()
-        write_json_atomic(up_file(), record)
+        write_json_atomic(up_file(), record, private=True)
         await asyncio.Event().wait()
     finally:
         dashboard.cancel()
