@@ -5,6 +5,7 @@ reproduce the failure is void, never a pass. All fast: no load runs."""
 from __future__ import annotations
 
 import tomllib
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ from labs.engine.analysis.metrics import Request, VariantResult, summarize
 from labs.engine.errors import LabError
 from labs.engine.exercises import exercise
 from labs.engine.model.catalog import all_labs, get_lab
+from labs.keepalive_502.measure import KeepaliveNumbers
 
 LABS_WITH_EXERCISES = [lab for lab in all_labs() if lab.exercise]
 
@@ -115,10 +117,11 @@ def test_a_missing_key_reads_without_quotes(workdir, lab_name, remove, message):
 def run_of(variant: str, ok: int, bad: int, status: int = 502) -> VariantResult:
     requests = [Request(1000.0 + i * 0.01, "/", 200, 5.0) for i in range(ok)]
     requests += [Request(1000.0 + (ok + i) * 0.01, "/", status, 5.0) for i in range(bad)]
-    result = summarize(variant, requests)
     # the keepalive lab's own numbers (its derive): a pool that served the traffic
-    result.extra = {"reused_pct": 100.0, "traffic_requests": ok + bad, "api_closed_first": 0}
-    return result
+    numbers = KeepaliveNumbers(
+        traffic_requests=ok + bad, reused_pct=100.0, api_reused_pct=100.0, api_closed_first=0
+    )
+    return replace(summarize(variant, requests), derived=numbers, extra=asdict(numbers))
 
 
 KEEPALIVE_POOL = (

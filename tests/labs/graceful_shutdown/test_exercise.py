@@ -1,7 +1,9 @@
-"""The graceful-shutdown exercise: settings, bad edits and guards (fast), grading (-m lab)."""
+"""The graceful-shutdown exercise (labs/graceful_shutdown/exercise.py): settings, bad
+edits and guards (fast), grading (-m lab)."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,20 @@ import pytest
 from labs.engine.errors import LabError
 from labs.engine.exercises import exercise
 from labs.engine.model.catalog import get_lab
-from labs.graceful_shutdown import lab as graceful
+from labs.graceful_shutdown.exercise import MIN_POOL_IDLE_S, REQUEST_GAP_S, apply_settings
+from labs.graceful_shutdown.scenario import (
+    LOAD,
+    MAX_DURATION_S,
+    NAIVE,
+    REPLICAS,
+    ROLLOUT_TAIL_S,
+    ROUNDS,
+    THINK_S,
+    USERS,
+    VARIANTS,
+    load,
+    rounds_of,
+)
 from tests.conftest import REPO_ROOT, grade_with
 
 LAB = "graceful-shutdown"
@@ -47,6 +62,19 @@ def test_settings_round_trip_keeps_the_whole_variant_the_rollout_included(workdi
         )  # fmt: skip
 
 
+def test_the_rollout_sets_the_length_of_the_load():
+    """Locust's --run-time is only a cap: the load ends ROLLOUT_TAIL_S after every replica
+    has answered after its last restart (1 + rounds processes each)."""
+    for rounds in (0, 1, 2):
+        env = load(rounds).env
+        assert env["LAB_ROLLOUT_BOOTS"] == str(REPLICAS * (rounds + 1))
+        assert float(env["LAB_ROLLOUT_TAIL_S"]) == ROLLOUT_TAIL_S
+    assert load(ROUNDS) == LOAD and LOAD.duration_s == MAX_DURATION_S
+    assert all(v.load == LOAD for v in VARIANTS)
+    edited = apply_settings(NAIVE, tomllib.loads(VALID.replace("rounds = 2", "rounds = 1")))
+    assert edited.load == load(1) and rounds_of(edited) == 1
+
+
 def test_solution_drains_and_changes_nothing_else():
     diff = exercise.solution_diff(get_lab(LAB))
     changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in "+++---"]
@@ -55,7 +83,7 @@ def test_solution_drains_and_changes_nothing_else():
 
 @pytest.mark.parametrize(
     "old, new, message",
-    [('"drain"', '"graceful"', 'must be "immediate", "default" or "drain"'),
+    [('"drain"', '"graceful"', 'must be one of "immediate", "default", "drain"'),
      ("shutdown_timeout_s = 4.0", "shutdown_timeout_s = 0", "shutdown_timeout_s"),
      ("shutdown_timeout_s = 4.0", 'shutdown_timeout_s = "4s"', "shutdown_timeout_s"),
      ("keepalive = 32", "keepalive = -1", "from 0 to 1024"),
@@ -113,12 +141,12 @@ def test_the_pool_bound_comes_from_the_labs_load():
     """MIN_POOL_IDLE_S is ~3 gaps between requests to one replica under the lab's load;
     the think time it assumes is the one LOAD passes to loadtests/orders.py."""
     orders = (REPO_ROOT / "loadtests" / "orders.py").read_text()
-    for name, value in zip(("MIN", "MAX"), graceful.THINK_S, strict=True):
+    for name, value in zip(("MIN", "MAX"), THINK_S, strict=True):
         assert f'os.environ.get("LAB_THINK_{name}_S"' in orders
-        assert float(graceful.LOAD.env[f"LAB_THINK_{name}_S"]) == value
-    assert graceful.LOAD.users == graceful.USERS
-    assert 0.008 < graceful.REQUEST_GAP_S < 0.012
-    assert 2.5 * graceful.REQUEST_GAP_S <= graceful.MIN_POOL_IDLE_S <= 4 * graceful.REQUEST_GAP_S
+        assert float(LOAD.env[f"LAB_THINK_{name}_S"]) == value
+    assert LOAD.users == USERS
+    assert 0.008 < REQUEST_GAP_S < 0.012
+    assert 2.5 * REQUEST_GAP_S <= MIN_POOL_IDLE_S <= 4 * REQUEST_GAP_S
 
 
 @pytest.mark.lab
