@@ -212,8 +212,8 @@ def step_events(steps) -> list[dict[str, object]]:
 def test_fault_phases_are_labelled_on_the_plots(tmp_path):
     from labs.engine.model.spec import Plot
     from labs.engine.reporting import plots
-    from labs.load_balancing import lab as load_balancing
-    from labs.retries import lab as retries
+    from labs.load_balancing import scenario as load_balancing
+    from labs.retries import scenario as retries
 
     def run(name: str, steps) -> VariantResult:
         result = summarize(name, [req(t / 10) for t in range(250)])

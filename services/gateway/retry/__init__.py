@@ -8,9 +8,3 @@ budget     RetryBudget: a process-wide cap on retries as a share of recent traff
 stats      AttemptStats: counters over every call of a downstream
 call       call_with_retries: one logical request across its attempts
 """
-
-# Only for labs/retries/lab.py, which imports STRATEGIES from here: drop once it imports
-# services.gateway.retry.policy instead.
-from services.gateway.retry.policy import STRATEGIES
-
-__all__ = ["STRATEGIES"]

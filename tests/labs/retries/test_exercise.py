@@ -1,15 +1,21 @@
-"""The retries exercise: bad edits, the guard, and grading for real (-m lab)."""
+"""retries' exercise (labs/retries/exercise.py): solution, bad edits, the guard, the
+grade's verdict and words (fast); grading for real (-m lab)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
+from labs.engine.analysis.metrics import VariantResult, summarize
 from labs.engine.errors import LabError
 from labs.engine.exercises import exercise
 from labs.engine.model.catalog import get_lab
+from labs.retries.exercise import after_the_outage, holds
+from labs.retries.measure import RetriesNumbers
 from tests.conftest import grade_with
+from tests.labs.retries.test_lab import BASE
 
 LAB = "retries"
 GOOD = (
@@ -66,6 +72,35 @@ def test_turning_retries_off_is_not_a_fix(exercise_env, tmp_path, old, new):
     result = grade_with(exercise_env, tmp_path, LAB, {old: new})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "not a fix" in result.stdout and "retries off" in result.stdout
+
+
+def _graded(**fields: object) -> VariantResult:
+    result = summarize("exponential", [])
+    numbers = RetriesNumbers(**{**asdict(BASE), **fields})
+    result.derived, result.extra = numbers, asdict(numbers)
+    return result
+
+
+def test_a_fix_holds_only_when_the_users_are_served_at_the_end():
+    assert holds(_graded())
+    # waits that outlast the run: the stuck users are never recorded as failures, but
+    # they make no requests at the end
+    assert not holds(_graded(final_rate_share=0.3))
+    assert not holds(_graded(final_success_rate=0.9))
+    assert not holds(_graded(failed_after_outage=40))
+    assert not holds(_graded(success_rate=0.95))
+    assert not holds(summarize("exponential", []))  # nothing measured: nothing holds
+
+
+def test_the_grade_says_what_happened_after_the_outage():
+    text = after_the_outage(_graded(failed_after_outage=110, success_rate=0.924,
+                                    max_bucket_after_outage=102))  # fmt: skip
+    assert text.startswith(
+        "110 requests failed after the api was back (client success rate 92.4%, largest "
+        "100 ms wave of api attempts 102 vs 40 it can take); in the last 3 s 400 requests, "
+        "100.0% succeeded, at 90% of the rate before the incident"
+    )
+    assert "the users are stuck" in after_the_outage(_graded(final_requests=0))
 
 
 @pytest.mark.lab
