@@ -63,3 +63,15 @@ def downstream(result: VariantResult, name: str, service: str = "gateway") -> Ma
 def total(result: VariantResult, service: str, key: str) -> int:
     """A counter summed over every replica of `service`."""
     return sum(whole(r.get(key)) for r in every_replica(result, service))
+
+
+def bucket_counts(counter: object, origin_s: float) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """A per-bucket counter a service reports on the wall-clock grid ({"bucket_s",
+    "start_epoch_s", "counts"}, services/api/arrivals.py) as (each bucket's start in
+    seconds since `origin_s`, its count); ((), ()) when there is none."""
+    snapshot = mapping(counter)
+    start, width = number(snapshot.get("start_epoch_s")), number(snapshot.get("bucket_s"))
+    if start != start or not width > 0:
+        return (), ()
+    counts = tuple(whole(c) for c in items(snapshot.get("counts")))
+    return tuple(round(start - origin_s + i * width, 3) for i in range(len(counts))), counts

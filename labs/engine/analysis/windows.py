@@ -113,3 +113,12 @@ def around(window: Window | None, end_s: float) -> tuple[Window, Window, Window]
 def inside(times: Sequence[float], window: Window) -> int:
     """How many of `times` fall in `window`."""
     return sum(window.holds(t) for t in times)
+
+
+def fault_took_s(result: VariantResult, action: str) -> float:
+    """How long the first `action` fault step took to apply (a "start" returns once the
+    restarted replicas answer /readyz); NaN: no such step was timed."""
+    for event in result.events:
+        if event.get("what") == "fault" and event.get("action") == action:
+            return number(event.get("took_s"))
+    return float("nan")

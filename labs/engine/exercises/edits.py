@@ -64,3 +64,13 @@ def choice(data: Mapping[str, Any], key: str, options: Collection[str]) -> str:
         shown = ", ".join(f'"{o}"' for o in options)
         raise ValueError(f"{key} must be one of {shown}")
     return str(value)
+
+
+def wholes(data: Mapping[str, Any], key: str, low: int, high: int) -> tuple[int, ...]:
+    """A list of whole numbers, each from low to high."""
+    value = _value(data, key)
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list of whole numbers")
+    if any(isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high for v in value):
+        raise ValueError(f"each of {key} must be a whole number from {low} to {high}")
+    return tuple(value)

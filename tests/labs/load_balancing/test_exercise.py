@@ -1,16 +1,21 @@
-"""The load balancing exercise: settings, bad edits, guards (fast), grading for real (-m lab)."""
+"""load-balancing's exercise (labs/load_balancing/exercise.py): settings, bad edits, guards,
+what it measures and when a fix holds (fast), grading for real (-m lab)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from labs.engine.analysis.metrics import VariantResult
 from labs.engine.errors import LabError
 from labs.engine.exercises import exercise
 from labs.engine.model.catalog import get_lab
 from labs.engine.runner import RunOptions
+from labs.load_balancing.exercise import holds, slow_phase_numbers
 from tests.conftest import run_lab_cli
+from tests.labs.load_balancing.test_lab import FAILED_OVER, ROUND_ROBIN, phase, result
 
 LAB = "load-balancing"
 
@@ -63,11 +68,14 @@ def test_equal_weights_are_no_weights_and_p2c_renders(workdir: Path):
         ({'balance = ""': 'balance = "least_conn; server 127.0.0.1:1"'}, "balance must be"),
         ({"weights = [1, 1, 1, 1]": "weights = [1, 1, 1]"}, "one weight per replica"),
         ({"weights = [1, 1, 1, 1]": "weights = [1, 1, 1, 0]"}, "from 1 to 100"),
+        ({"weights = [1, 1, 1, 1]": "weights = 1"}, "weights must be a list"),
         ({"max_fails = 1": "max_fails = -1"}, "max_fails must be a whole number"),
         ({'fail_timeout = "2s"': 'fail_timeout = "2.5s"'}, "not an nginx time"),
         ({'next_upstream = "error timeout"': 'next_upstream = "error; return 200"'},
          "unknown"),
         ({"replicas = 4": "replicas = 0"}, "api.replicas"),
+        ({'balance = ""': "balance = 1"}, "balance must be"),
+        ({'fail_timeout = "2s"\n': ""}, "nginx.upstream.fail_timeout is missing"),
     ],
 )  # fmt: skip
 def test_bad_edits_are_one_line_errors(workdir: Path, replacements, message):
@@ -92,6 +100,41 @@ def test_cheats_are_not_a_fix_and_nothing_runs(workdir: Path, tmp_path: Path, re
     assert not grade.passed and grade.outcome is None
     assert grade.verdict.startswith("not a fix") and reason in grade.verdict
     assert not (tmp_path / "results").exists()
+
+
+def test_least_conn_holds_and_round_robin_does_not():
+    assert holds(result("after", FAILED_OVER))
+    assert not holds(result("after", ROUND_ROBIN))
+    assert "it got 21.0 % of the requests, mean 274 ms, p90 1004 ms" in slow_phase_numbers(
+        result("after", ROUND_ROBIN)
+    )
+    assert slow_phase_numbers(result("after", FAILED_OVER)).endswith("answered again 5.3 s later")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"slow_mean_ms": 144.0},  # > half round robin's best mean (287.5 ms)
+        {"slow_p90_ms": 501.0},
+        {"by_phase": {"healthy": phase(400, 55, 60, 0.05)}},  # api-4 barely used while healthy
+        {"dead_tries": 8},
+        {"rejoined_after_s": None, "back_after_s": None},
+        {"last_error_after_s": 4.5},
+    ],
+)
+def test_a_fix_that_misses_one_verdict_does_not_hold(changes: dict):
+    assert not holds(result("after", replace(FAILED_OVER, **changes)))
+
+
+def test_rejoining_is_judged_by_the_edited_fail_timeout():
+    """fail_timeout 5s: nginx may wait 3 s longer before it tries the replica again."""
+    late = replace(FAILED_OVER, rejoined_after_s=7.0)
+    assert not holds(result("after", late))
+    assert holds(result("after", replace(late, fail_timeout_s=5.0)))
+
+
+def test_a_run_without_numbers_does_not_hold():
+    assert not holds(VariantResult("after", 38, 0, 0, {}, 0, 0, 0, 0, 0, 0))
 
 
 @pytest.mark.lab
