@@ -136,21 +136,3 @@ def test_fault_targets_match_a_service_replicas_or_a_part_by_name():
     assert _belongs_to("api-2", "api") and _belongs_to("redis", "redis")
     assert not _belongs_to("api-gateway-1", "api") and not _belongs_to("nginx", "api")
     assert _belongs_to("api-gateway-1", "api-gateway")
-
-
-# --- the lab's measurements ------------------------------------------------------------------
-
-
-def test_tenant_numbers_measure_the_steady_rate_after_the_initial_burst():
-    from labs.engine.analysis.metrics import Request
-    from labs.rate_limit.measure import tenant_numbers
-
-    # 10 s of 100 offers/s: a burst of 30 admitted in the first 0.1 s, then 1 per 100 ms
-    requests = [Request(1000 + i / 100, "noisy", 200 if i < 30 or i % 10 == 0 else 429, 2.0)
-                for i in range(1000)]  # fmt: skip
-    numbers = tenant_numbers(requests)
-    assert numbers["offered_rps"] == pytest.approx(100, rel=0.01)
-    assert numbers["accepted_rps"] == pytest.approx(10, rel=0.02), "the burst is not steady"
-    assert numbers["accepted_first_window"] == 30 + 2  # first 0.5 s: the burst, then 0.3 and 0.4 s
-    assert numbers["limited"] == 1000 - numbers["accepted"]
-    assert numbers["accepted_per_s"][:2] == [30 + 7, 10]

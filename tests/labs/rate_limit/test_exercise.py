@@ -1,14 +1,20 @@
-"""The rate-limit exercise: bad edits, the guard, and grading for real (-m lab)."""
+"""rate-limit's exercise (labs/rate_limit/exercise.py): its solution, bad edits, the guard,
+what it measures and when a fix holds (fast), and grading for real (-m lab)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from labs.engine.analysis.metrics import summarize
 from labs.engine.errors import LabError
 from labs.engine.exercises import exercise
 from labs.engine.model.catalog import get_lab
+from labs.rate_limit.exercise import EXERCISE, fix_holds, noisy_vs_limit
+from labs.rate_limit.measure import RateLimitNumbers, TenantNumbers, Tenants
+from labs.rate_limit.scenario import NONE, PER_INSTANCE, REDIS, api
 from tests.conftest import grade_with
 
 LAB = "rate-limit"
@@ -19,6 +25,40 @@ def test_solution_moves_the_counters_to_redis():
     diff = exercise.solution_diff(get_lab(LAB))
     assert '-store = "local"' in diff and '+store = "redis"' in diff
     assert "rate_per_s" not in "".join(line for line in diff.splitlines() if line[:1] in "+-")
+
+
+def numbers(noisy_rps: float, quiet_pct: float = 100.0) -> RateLimitNumbers:
+    noisy = TenantNumbers(requests=1800, accepted=150, offered_rps=150.0, accepted_rps=noisy_rps)
+    quiet = TenantNumbers(requests=95, success_pct=quiet_pct)
+    return RateLimitNumbers(10, 150.0, noisy_rps, round(noisy_rps / 10, 3), quiet_pct, 2.0,
+                            Tenants(noisy, quiet), {})  # fmt: skip
+
+
+def result_with(n: RateLimitNumbers | None):
+    result = summarize("after", [])
+    result.derived = n
+    return result
+
+
+def test_a_fix_holds_when_the_noisy_tenant_gets_the_limit_and_the_quiet_one_gets_through():
+    assert fix_holds(result_with(numbers(10.4)))
+    assert not fix_holds(result_with(numbers(29.6))), "per replica: 3 x the limit"
+    assert not fix_holds(result_with(numbers(8.4))), "below the tolerance"
+    assert not fix_holds(result_with(numbers(10.0, quiet_pct=98.9)))
+    assert not fix_holds(result_with(None)), "nothing measured, nothing holds"
+    assert noisy_vs_limit(result_with(numbers(29.6, quiet_pct=100.0))) == (
+        "noisy accepted 29.6/s of 150/s offered (2.96 x the 10/s limit); quiet 100.0 % accepted"
+    )
+
+
+def test_the_guard_names_a_changed_contract_and_passes_the_variants():
+    (contract_changed,) = EXERCISE.guards
+    for variant in (NONE, PER_INSTANCE, REDIS):
+        assert contract_changed(variant) is None, variant.name
+    divided = replace(PER_INSTANCE, services=api("local", rate=3.3))
+    assert "rate_per_s = 3.3 changes the tenants' contract of 10/s" in (
+        contract_changed(divided) or ""
+    )
 
 
 @pytest.mark.parametrize(
