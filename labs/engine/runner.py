@@ -4,7 +4,6 @@ faults, measure, tear down; then judge the checks and write the results."""
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -12,16 +11,15 @@ from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import cast
 
-import aiohttp
-
 from labs.engine.analysis import logseries
 from labs.engine.analysis.metrics import VariantResult, read_requests, summarize
 from labs.engine.analysis.stats import number
 from labs.engine.errors import LabError
 from labs.engine.live import server as live
+from labs.engine.load.collect import collect_files, collect_stats, replica_urls, sample_stats
 from labs.engine.load.driver import LoadFiles, Progress, read_progress, start_locust
 from labs.engine.load.scrape import SCRAPE_INTERVAL_S, scrape_metrics
-from labs.engine.model.spec import Collect, DeriveContext, FaultStep, Lab, Variant
+from labs.engine.model.spec import DeriveContext, Lab, Variant
 from labs.engine.model.verdicts import CheckResult, all_ok, judge
 from labs.engine.reporting import report
 from labs.engine.runtime.processes import Child, ProcessGroup
@@ -30,13 +28,12 @@ from labs.engine.runtime.state import new_run_id, registered_run
 from labs.engine.runtime.sweep import sweep_stale_runs
 from labs.engine.topology import nginx
 from labs.engine.topology.base import (
-    Endpoints,
-    Topology,
     TopologyKind,
     make_topology,
     preflight,
     release,
 )
+from labs.engine.topology.faults import apply_faults
 
 LOCUST_GRACE_S = 30.0
 """How long past its duration Locust may take (start-up, stop timeout, writing files)."""
@@ -186,7 +183,7 @@ async def run_variant(
             )
         scrape_every = min(SCRAPE_INTERVAL_S, lab.sample_interval_s or SCRAPE_INTERVAL_S)
         background.append(
-            asyncio.create_task(scrape_metrics(_replica_urls(endpoints), scrapes, scrape_every))
+            asyncio.create_task(scrape_metrics(replica_urls(endpoints), scrapes, scrape_every))
         )
         try:
             await wait_for_load(locust, variant, files, options)
@@ -266,137 +263,6 @@ def measure(lab: Lab, variant: Variant, files: LoadFiles, out_dir: Path) -> Vari
         if p.is_file() and p.stat().st_size
     }
     return result
-
-
-def _replica_urls(endpoints: Endpoints) -> list[tuple[str, int, str]]:
-    return [
-        (service, index, url)
-        for service, urls in endpoints.services.items()
-        for index, url in enumerate(urls)
-    ]
-
-
-async def _get_stats(session: aiohttp.ClientSession, url: str) -> dict[str, object] | None:
-    try:
-        async with session.get(f"{url}/admin/stats") as response:
-            return await response.json() if response.status == 200 else None
-    except (TimeoutError, aiohttp.ClientError, ValueError):
-        return None
-
-
-async def collect_stats(endpoints: Endpoints) -> dict[str, list[dict[str, object]]]:
-    """Every replica's /admin/stats, by service (None where a replica did not answer)."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        replicas = _replica_urls(endpoints)
-        answers = await asyncio.gather(*(_get_stats(session, url) for _, _, url in replicas))
-    stats: dict[str, list[dict[str, object]]] = {}
-    for (service, _, _), answer in zip(replicas, answers, strict=True):
-        stats.setdefault(service, []).append(answer or {})
-    return stats
-
-
-async def collect_files(wanted: Sequence[Collect], endpoints: Endpoints, out_dir: Path) -> None:
-    """Save each `Collect`'s response body; a failure is a one-line LabError (the
-    lab's numbers would be meaningless without it)."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        for item in wanted:
-            urls = endpoints.services.get(item.service, [])
-            if not 0 <= item.replica < len(urls):
-                missing = f"no {item.service} replica {item.replica}"
-                raise LabError(f"cannot collect {item.path}: {missing}")
-            url = f"{urls[item.replica]}{item.path}"
-            try:
-                async with session.get(url) as response:
-                    body = await response.read()
-                    status = response.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise LabError(f"cannot collect {url}: {exc or type(exc).__name__}") from None
-            if status != 200:
-                raise LabError(f"cannot collect {url}: HTTP {status}")
-            (out_dir / item.file).write_bytes(body)
-
-
-async def sample_stats(
-    endpoints: Endpoints, interval_s: float, samples: list[dict[str, object]]
-) -> None:
-    """Append every replica's /admin/stats to `samples` every `interval_s` until cancelled."""
-    timeout = aiohttp.ClientTimeout(total=max(interval_s, 0.5))
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        replicas = _replica_urls(endpoints)
-        while True:
-            epoch = time.time()
-            answers = await asyncio.gather(*(_get_stats(session, url) for _, _, url in replicas))
-            for (service, index, _), answer in zip(replicas, answers, strict=True):
-                if answer is not None:
-                    samples.append(
-                        {"epoch_s": epoch, "service": service, "replica": index, "stats": answer}
-                    )
-            await asyncio.sleep(max(0.0, interval_s - (time.time() - epoch)))
-
-
-async def apply_faults(
-    steps: Sequence[FaultStep],
-    endpoints: Endpoints,
-    events: list[dict[str, object]],
-    topology: Topology | None = None,
-) -> None:
-    """Apply each step at its time (seconds after Locust starts): set faults through the
-    service's /admin/faults, or stop/kill/start its processes, or remove replicas from
-    nginx's upstream, through the topology."""
-    started = time.monotonic()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        for step in sorted(steps, key=lambda s: s.at_s):
-            await asyncio.sleep(max(0.0, step.at_s - (time.monotonic() - started)))
-            applied_at = time.time()  # when the fault began (a stop takes a while to finish)
-            event: dict[str, object] = {"what": "fault", "action": step.action}
-            if step.label:
-                event["label"] = step.label
-            if step.action == "settings":
-                await _put_faults(session, step, endpoints)
-                event["settings"] = dict(step.settings)
-            elif topology is None:
-                raise LabError(f"fault action {step.action!r} needs the topology")
-            elif step.action == "start":
-                event["processes"] = await topology.resume(step.service, step.replica)
-            elif step.action == "remove":
-                event["processes"] = await topology.remove(step.service, step.replica)
-            else:
-                event["processes"] = await topology.halt(step.service, step.replica, step.action)
-            # how long the action took: a "start" returns once the replicas are ready
-            event["took_s"] = round(time.time() - applied_at, 3)
-            events.append(
-                {
-                    "epoch_s": applied_at,
-                    **event,
-                    "service": step.service,
-                    "replica": step.replica,
-                }
-            )
-
-
-async def _put_faults(
-    session: aiohttp.ClientSession, step: FaultStep, endpoints: Endpoints
-) -> None:
-    urls = endpoints.services.get(step.service, [])
-    if step.replica is not None:
-        urls = urls[step.replica : step.replica + 1]
-    for url in urls:
-        async with session.put(f"{url}/admin/faults", json=dict(step.settings)) as reply:
-            if reply.status != 200:
-                detail = problem_detail(await reply.text())
-                raise LabError(f"fault {dict(step.settings)} rejected by {url}: {detail}")
-
-
-def problem_detail(text: str) -> str:
-    """A service's refusal in one line: its problem+json `detail` (else `title`), or
-    the body's first line."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and (body.get("detail") or body.get("title")):
-        return str(body.get("detail") or body.get("title"))
-    return (text.strip().splitlines() or ["no body"])[0][:200]
 
 
 __all__ = ["Interrupted", "RunOptions", "RunOutcome", "run_lab", "select_variants"]

@@ -20,8 +20,8 @@ from labs.engine.model.spec import (
     Upstream,
     Variant,
 )
-from labs.engine.runner import apply_faults
 from labs.engine.topology.compose import ComposeTopology
+from labs.engine.topology.faults import apply_faults
 
 pytestmark = pytest.mark.compose
 

@@ -9,8 +9,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from labs.engine.errors import LabError
+from labs.engine.load.collect import collect_files
 from labs.engine.model.spec import Collect
-from labs.engine.runner import collect_files
 from labs.engine.topology.base import Endpoints
 
 

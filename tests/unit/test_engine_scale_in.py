@@ -21,10 +21,10 @@ from labs.engine.model.spec import (
     Upstream,
     Variant,
 )
-from labs.engine.runner import apply_faults
 from labs.engine.runtime.processes import ProcessGroup, pid_alive
 from labs.engine.topology import compose_file, dockerenv, nginx
 from labs.engine.topology.compose import ComposeTopology
+from labs.engine.topology.faults import apply_faults
 from labs.engine.topology.local import LocalTopology
 
 VARIANT = Variant(

@@ -7,12 +7,12 @@ import json
 
 from labs.engine.live.collector import (
     Collector,
-    LogTail,
     Replica,
     access_numbers,
     percentile,
     topology_graph,
 )
+from labs.engine.live.logtail import LogTail
 from labs.engine.model.spec import LoadSpec, NginxSpec, ServiceSpec, Variant
 from labs.engine.topology.base import Endpoints
 

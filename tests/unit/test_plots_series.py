@@ -197,7 +197,7 @@ def test_status_class(status, expected):
 
 
 def step_events(steps) -> list[dict[str, object]]:
-    """The events the runner records for a lab's FaultSteps (runner.apply_faults)."""
+    """The events the runner records for a lab's FaultSteps (topology.faults.apply_faults)."""
     events = []
     for step in steps:
         event: dict[str, object] = {"t_s": step.at_s, "what": "fault", "action": step.action}

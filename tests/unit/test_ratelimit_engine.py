@@ -12,8 +12,8 @@ import pytest
 
 from labs.engine.errors import LabError
 from labs.engine.model.spec import FaultStep, Lab, LoadSpec, NginxSpec, ServiceSpec, Variant
-from labs.engine.runner import apply_faults
 from labs.engine.runtime.processes import ProcessGroup, pid_alive, processes_with_run_id
+from labs.engine.topology.faults import apply_faults
 from labs.engine.topology.local import LocalTopology
 
 VARIANT = Variant(

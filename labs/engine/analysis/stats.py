@@ -2,7 +2,7 @@
 the load (`VariantResult.services`) and the periodic samples.
 
 The stats are JSON; these readers give a lab numbers and mappings without isinstance
-checks or `type: ignore`, and a missing value reads as NaN / empty so a check that
+checks or type-checker escapes, and a missing value reads as NaN / empty so a check that
 needs it fails instead of passing on a default."""
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from labs.engine.live.collector import Collector, ContainerLogTail, LogTail
+from labs.engine.live.collector import Collector
+from labs.engine.live.logtail import ContainerLogTail, LogTail
 from labs.engine.model.spec import Variant
 from labs.engine.topology import compose_file
 from labs.engine.topology.base import Endpoints

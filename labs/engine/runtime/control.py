@@ -31,8 +31,8 @@ from aiohttp import web
 
 from labs.engine.errors import LabError
 from labs.engine.model.spec import FaultStep, Variant
-from labs.engine.runner import apply_faults
 from labs.engine.topology.base import Endpoints, Topology
+from labs.engine.topology.faults import apply_faults
 
 TOKEN_HEADER = "X-Lab-Token"
 ACTIONS = ("settings", "clear", "stop", "kill", "start")
