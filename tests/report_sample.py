@@ -3,6 +3,7 @@ report tests, so they exercise every part of report.html without starting a topo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from labs.engine.analysis import series as S
@@ -64,14 +65,17 @@ def sample_results() -> dict[str, VariantResult]:
             status = 503 if errors and 4.0 <= t < 7.0 else 200
             requests.append(Request(1000.0 + t, "GET /work", status, 5.0 + (t % 1) * 20))
         result = summarize(name, requests)
-        result.events = [
+        result = replace(result, events=[
             {"t_s": 4.0, "what": "fault", "action": "settings", "service": "api",
              "replica": None, "settings": {"outage_s": 3}},
-        ]  # fmt: skip
-        result.nginx_series = {
-            "t_s": [float(i) for i in range(12)],
-            "retried": [0.0] * 12 if errors else [0, 0, 0, 0, 4, 5, 3, 0, 0, 0, 0, 0],
-        }
+        ])  # fmt: skip
+        result = replace(
+            result,
+            nginx_series={
+                "t_s": [float(i) for i in range(12)],
+                "retried": [0.0] * 12 if errors else [0, 0, 0, 0, 4, 5, 3, 0, 0, 0, 0, 0],
+            },
+        )
         return result
 
     return {"broken": run("broken", True), "fixed": run("fixed", False)}

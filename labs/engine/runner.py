@@ -197,19 +197,24 @@ async def run_variant(
         if dashboard is not None:
             await dashboard.stop()
         topology.stop()
-    result = measure(lab, variant, files, out_dir)
-    result.events = [_relative(e, result.origin_s) for e in events]
-    result.samples = [_relative(s, result.origin_s) for s in samples]
-    result.scrapes = [_relative(s, result.origin_s) for s in scrapes]
-    result.services = final_stats
-    if lab.derive:
-        requests = read_requests(files.events)
-        numbers = lab.derive(DeriveContext(variant, result, requests, out_dir))
-        if is_dataclass(numbers) and not isinstance(numbers, type):
-            result.derived, result.extra = numbers, asdict(numbers)
-        else:
-            result.extra = dict(cast(Mapping[str, object], numbers))
-    return result
+    result = measure(variant, files, out_dir, Recorded(events, samples, scrapes, final_stats))
+    if not lab.derive:
+        return result
+    numbers = lab.derive(DeriveContext(variant, result, result.raw_requests, out_dir))
+    if is_dataclass(numbers) and not isinstance(numbers, type):
+        return replace(result, derived=numbers, extra=asdict(numbers))
+    return replace(result, extra=dict(cast(Mapping[str, object], numbers)))
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the engine recorded while the load ran, with epoch times (`epoch_s`)."""
+
+    events: list[dict[str, object]]
+    samples: list[dict[str, object]]
+    scrapes: list[dict[str, object]]
+    services: dict[str, list[dict[str, object]]]
+    """Every replica's /admin/stats at the end of the load."""
 
 
 async def wait_for_load(
@@ -241,28 +246,32 @@ def _relative(record: dict[str, object], origin_s: float) -> dict[str, object]:
     return {"t_s": round(epoch - origin_s, 3), **record}
 
 
-def measure(lab: Lab, variant: Variant, files: LoadFiles, out_dir: Path) -> VariantResult:
+def measure(variant: Variant, files: LoadFiles, out_dir: Path, recorded: Recorded) -> VariantResult:
+    """The variant's result from its raw records: the clients' requests, nginx's logs,
+    what the engine recorded (times made relative to the first request)."""
     result = summarize(variant.name, read_requests(files.events))
     nginx_dir = out_dir / "nginx"
-    error_log = nginx_dir / "error.log"
-    access_log = nginx_dir / "access.log"
+    error_log, access_log = nginx_dir / "error.log", nginx_dir / "access.log"
     error_text = error_log.read_text(errors="replace") if error_log.exists() else ""
     access_text = access_log.read_text(errors="replace") if access_log.exists() else ""
-    if error_log.exists():
-        result.nginx_errors = nginx.parse_error_log(error_text)
-    if access_log.exists():
-        access = nginx.parse_access_log(access_text)
-        result.upstream_attempts = access.upstream_attempts
-        result.upstream_retried = access.retried
-    result.nginx_series = logseries.nginx_series(
-        error_text, access_text, result.origin_s, len(result.series)
+    access = nginx.parse_access_log(access_text) if access_log.exists() else None
+    origin = result.origin_s
+    return replace(
+        result,
+        nginx_errors=nginx.parse_error_log(error_text) if error_log.exists() else {},
+        upstream_attempts=access.upstream_attempts if access else {},
+        upstream_retried=access.retried if access else 0,
+        nginx_series=logseries.nginx_series(error_text, access_text, origin, len(result.series)),
+        events=[_relative(e, origin) for e in recorded.events],
+        samples=[_relative(s, origin) for s in recorded.samples],
+        scrapes=[_relative(s, origin) for s in recorded.scrapes],
+        services=recorded.services,
+        artifacts={
+            str(p.relative_to(out_dir)): str(p)
+            for p in sorted(out_dir.rglob("*"))
+            if p.is_file() and p.stat().st_size
+        },
     )
-    result.artifacts = {
-        str(p.relative_to(out_dir)): str(p)
-        for p in sorted(out_dir.rglob("*"))
-        if p.is_file() and p.stat().st_size
-    }
-    return result
 
 
 __all__ = ["Interrupted", "RunOptions", "RunOutcome", "run_lab", "select_variants"]

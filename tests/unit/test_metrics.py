@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -87,14 +88,14 @@ def test_read_requests_round_trip(tmp_path: Path):
 
 def test_a_labs_number_is_nan_unless_it_is_a_number():
     result = VariantResult("v", 1.0, 0, 0, {}, 0, 0, 0, 0, 0, 0)
-    result.extra = {"lost": 0, "pct": 1.5, "flag": True, "text": "3", "none": None}
+    result = replace(result, extra={"lost": 0, "pct": 1.5, "flag": True, "text": "3", "none": None})
     assert (result.number("lost"), result.number("pct")) == (0.0, 1.5)
     for key in ("flag", "text", "none", "missing"):
         assert math.isnan(result.number(key)), key  # a check on it fails, never passes
 
 
 def test_typed_derived_numbers_travel_with_their_json_view():
-    from dataclasses import dataclass
+    from dataclasses import dataclass, replace
 
     import pytest
 
@@ -109,7 +110,7 @@ def test_typed_derived_numbers_travel_with_their_json_view():
         x: int
 
     result = summarize("v", [])
-    result.derived, result.extra = Numbers(3), {"duplicates": 3}
+    result = replace(result, derived=Numbers(3), extra={"duplicates": 3})
     assert result.numbers(Numbers).duplicates == 3
     assert "derived" not in result.to_dict() and result.to_dict()["extra"] == {"duplicates": 3}
     with pytest.raises(TypeError, match="v has no Other"):

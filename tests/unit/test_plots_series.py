@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -98,14 +99,17 @@ def test_counter_rate_sums_replicas_and_survives_a_restart():
     key_ok = "upstream_attempts_total{outcome=ok,service=gateway,upstream=api}"
     key_err = "upstream_attempts_total{outcome=error,service=gateway,upstream=api}"
     result = summarize("x", [])
-    result.scrapes = [
-        scrape(0.0, 0, {key_ok: 0, key_err: 0}),
-        scrape(0.0, 1, {key_ok: 10}),
-        scrape(1.0, 0, {key_ok: 30, key_err: 5}),
-        scrape(1.0, 1, {key_ok: 20}),
-        scrape(2.0, 0, {key_ok: 4, key_err: 5}),  # replica 0 restarted: counts from 0
-        scrape(2.0, 1, {key_ok: 20}),
-    ]
+    result = replace(
+        result,
+        scrapes=[
+            scrape(0.0, 0, {key_ok: 0, key_err: 0}),
+            scrape(0.0, 1, {key_ok: 10}),
+            scrape(1.0, 0, {key_ok: 30, key_err: 5}),
+            scrape(1.0, 1, {key_ok: 20}),
+            scrape(2.0, 0, {key_ok: 4, key_err: 5}),  # replica 0 restarted: counts from 0
+            scrape(2.0, 1, {key_ok: 20}),
+        ],
+    )
     by_outcome = S.counter_rate(result, "gateway", "upstream_attempts_total", by="outcome")
     assert by_outcome == {"error": ([0.0, 1.0], [5.0, 0.0]), "ok": ([0.0, 1.0], [40.0, 4.0])}
     total = S.counter_rate(result, "gateway", "upstream_attempts_total", outcome="ok")
@@ -115,7 +119,10 @@ def test_counter_rate_sums_replicas_and_survives_a_restart():
 def test_gauge_is_one_line_per_replica():
     result = summarize("x", [])
     key = "breaker_state{breaker=api,service=gateway}"
-    result.scrapes = [scrape(0.0, 0, {key: 0}), scrape(1.0, 0, {key: 2}), scrape(1.0, 1, {key: 1})]
+    result = replace(
+        result,
+        scrapes=[scrape(0.0, 0, {key: 0}), scrape(1.0, 0, {key: 2}), scrape(1.0, 1, {key: 1})],
+    )
     assert S.gauge(result, "gateway", "breaker_state") == {
         "gateway-1": ([0.0, 1.0], [0.0, 2.0]),
         "gateway-2": ([1.0], [1.0]),
@@ -149,13 +156,16 @@ def fault(t: float, action: str = "settings", replica: int | None = None, **sett
 
 def test_fault_windows():
     result = summarize("x", [req(0.0), req(20.0)])
-    result.events = [
-        fault(2.0, error_status=503, error_rate=0.5),
-        fault(5.0, error_status=0, error_rate=0),  # clears: ends the first window
-        fault(7.0, outage_s=3),  # ends on its own
-        fault(12.0, "kill", replica=1),  # stays down to the end
-        {"t_s": 1.0, "what": "note"},
-    ]
+    result = replace(
+        result,
+        events=[
+            fault(2.0, error_status=503, error_rate=0.5),
+            fault(5.0, error_status=0, error_rate=0),  # clears: ends the first window
+            fault(7.0, outage_s=3),  # ends on its own
+            fault(12.0, "kill", replica=1),  # stays down to the end
+            {"t_s": 1.0, "what": "note"},
+        ],
+    )
     # the run ends with the last response, 10 ms after the last request started
     assert S.fault_windows(result) == [(2.0, 5.0), (7.0, 10.0), (12.0, 20.01)]
 
@@ -217,7 +227,7 @@ def test_fault_phases_are_labelled_on_the_plots(tmp_path):
 
     def run(name: str, steps) -> VariantResult:
         result = summarize(name, [req(t / 10) for t in range(250)])
-        result.events = step_events(steps)
+        result = replace(result, events=step_events(steps))
         return result
 
     requests = Plot("Responses per second", "responses/s", S.rate_by_class)
@@ -236,12 +246,15 @@ def test_fault_phases_are_labelled_on_the_plots(tmp_path):
         (tmp_path / f"{lab_name}.png").write_bytes(plots.render(requests, results, "side"))
     # without a label the phase is named from the event itself
     unlabelled = run("c", ())
-    unlabelled.events = [
-        fault(2.0, latency_ms=900),
-        fault(5.0, latency_ms=0),  # clears: no phase
-        fault(6.0, "kill", replica=1),
-        fault(8.0, "start", replica=1),
-    ]
+    unlabelled = replace(
+        unlabelled,
+        events=[
+            fault(2.0, latency_ms=900),
+            fault(5.0, latency_ms=0),  # clears: no phase
+            fault(6.0, "kill", replica=1),
+            fault(8.0, "start", replica=1),
+        ],
+    )
     assert S.fault_labels(unlabelled) == [
         (2.0, "api latency_ms"),
         (6.0, "api[1] kill"),

@@ -130,8 +130,10 @@ def is_success(status: int) -> bool:
     return 200 <= status < 400
 
 
-@dataclass
+@dataclass(frozen=True)
 class VariantResult:
+    """One variant's measurements, built once by the runner and never changed."""
+
     variant: str
     duration_s: float
     requests: int

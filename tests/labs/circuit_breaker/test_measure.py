@@ -42,7 +42,7 @@ def _fault(t_s: float, settings: dict[str, int]) -> dict[str, object]:
 
 def test_phases_split_at_the_fault_steps_after_the_warm_up():
     result = summarize("v", [_request(0), _request(20)])
-    result.events = [_fault(6.0, SLOW), _fault(12.0, RECOVER)]
+    result = replace(result, events=[_fault(6.0, SLOW), _fault(12.0, RECOVER)])
     windows = phases(result)
     assert windows["before"] == Window(1.0, 6.0)
     assert windows["during"] == Window(6.0, 12.0)
@@ -79,9 +79,9 @@ def test_state_series_is_a_band_of_the_state_at_every_step():
 
 def test_transitions_from_the_gateway_stats_relative_to_the_first_request():
     result = summarize("v", [_request(0)])
-    result.services = {"gateway": [{"downstreams": {"payments": {"breaker": {
+    result = replace(result, services={"gateway": [{"downstreams": {"payments": {"breaker": {
         "transition_log": [{"epoch_s": ORIGIN + 6.5, "from": "closed", "to": "open"}],
-    }}}}]}  # fmt: skip
+    }}}}]})  # fmt: skip
     assert transitions(result) == (Transition(6.5, "closed", "open"),)
     assert transitions(summarize("v", [_request(0)])) == ()
 
@@ -100,24 +100,24 @@ MOVES = [(1.75, "closed", "open"), (2.3, "open", "half-open"), (2.55, "half-open
 
 def _run() -> DeriveContext:
     result = summarize("naive", REQUESTS)
-    result.events = [_fault(1.5, SLOW), _fault(2.5, RECOVER)]
+    result = replace(result, events=[_fault(1.5, SLOW), _fault(2.5, RECOVER)])
     breaker = {
         "reset_timeout_s": 0.5,
         "transition_log": [
             {"epoch_s": ORIGIN + t, "from": old, "to": new} for t, old, new in MOVES
         ],
     }
-    result.services = {"gateway": [{"downstreams": {
+    result = replace(result, services={"gateway": [{"downstreams": {
         "payments": {"peak_in_flight": 3, "breaker": breaker,
                      "calls": {"200": 2, "timeout": 1, "breaker_open": 2}},
         "catalog": {"peak_in_flight": 1, "calls": {"200": 6}},
-    }}]}  # fmt: skip
-    result.samples = [
+    }}]})  # fmt: skip
+    result = replace(result, samples=[
         {"t_s": t, "service": "gateway", "replica": "gateway-1", "stats": {
             "downstreams": {"payments": {"in_flight": p}, "catalog": {"in_flight": c}},
             "shared_pool": {"waiting": w}}}
         for t, p, c, w in [(0.5, 0, 1, 0), (1.75, 3, 1, 2), (2.75, 0, 0, 0)]
-    ] + [{"t_s": 1.0, "service": "payments", "replica": "payments-1", "stats": {}}]  # fmt: skip
+    ] + [{"t_s": 1.0, "service": "payments", "replica": "payments-1", "stats": {}}])  # fmt: skip
     return DeriveContext(NAIVE, result, REQUESTS, Path("."))
 
 
@@ -193,5 +193,5 @@ def test_numbers_are_read_typed_from_a_result():
     result: VariantResult = summarize("naive", REQUESTS)
     with pytest.raises(TypeError, match="no CircuitNumbers"):
         result.numbers(CircuitNumbers)
-    result.derived = derive(_run())
+    result = replace(result, derived=derive(_run()))
     assert result.numbers(CircuitNumbers).final_state == "closed"

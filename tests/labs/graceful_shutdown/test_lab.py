@@ -62,8 +62,8 @@ def test_users_send_their_next_request_at_once():
 
 def result(name: str, requests: int = 7000, **changes: float) -> VariantResult:
     r = VariantResult(name, 30, requests, 0, {}, 0, 0, 0, 0, 0, 0)
-    r.derived = replace(CLEAN, **changes)
-    r.extra = asdict(r.derived)
+    r = replace(r, derived=replace(CLEAN, **changes))
+    r = replace(r, extra=asdict(r.derived))
     return r
 
 

@@ -4,7 +4,7 @@ the drain lines, the restarts, the failures and how they are worded."""
 from __future__ import annotations
 
 import json
-from dataclasses import FrozenInstanceError, asdict
+from dataclasses import FrozenInstanceError, asdict, replace
 from pathlib import Path
 
 import pytest
@@ -65,16 +65,19 @@ def context(tmp_path: Path) -> DeriveContext:
         Request(1.6, "/work", 502, 300.0),
     ]
     result = VariantResult("graceful", 30, len(requests), 3, {}, 0, 0, 0, 0, 0, 0)
-    result.nginx_errors = {"upstream_prematurely_closed": 2, "connection_reset": 1,
-                           "connection_refused": 9}  # fmt: skip
-    result.events = [
-        fault(5.0, "stop", 0),
-        fault(6.2, "start", 0),
-        fault(9.0, "kill", 1),
-        fault(10.1, "start", 1),
-        fault(13.0, "stop", 0),
-        fault(14.3, "start", 0),
-    ]
+    result = replace(result, nginx_errors={"upstream_prematurely_closed": 2, "connection_reset": 1,
+                           "connection_refused": 9})  # fmt: skip
+    result = replace(
+        result,
+        events=[
+            fault(5.0, "stop", 0),
+            fault(6.2, "start", 0),
+            fault(9.0, "kill", 1),
+            fault(10.1, "start", 1),
+            fault(13.0, "stop", 0),
+            fault(14.3, "start", 0),
+        ],
+    )
     return DeriveContext(GRACEFUL, result, requests, run_folder(tmp_path))
 
 
@@ -124,7 +127,13 @@ def test_restarts_count_only_starts_each_replica_once_among_the_restarted(tmp_pa
     """A stop or a kill is not a restart: the engine records a "start" once the replica
     answers /readyz again."""
     ctx = context(tmp_path)
-    ctx.result.events = [fault(5.0, "stop", 0), fault(9.0, "kill", 1), fault(6.2, "start", 0)]
+    ctx = replace(
+        ctx,
+        result=replace(
+            ctx.result,
+            events=[fault(5.0, "stop", 0), fault(9.0, "kill", 1), fault(6.2, "start", 0)],
+        ),
+    )
     ctx.result.events.append({"t_s": 7.0, "what": "fault", "action": "settings",
                               "settings": {"latency_ms": 5}})  # fmt: skip
     numbers = derive(ctx)
@@ -137,22 +146,25 @@ def test_failures_are_described_like_a_grader():
     failed = failures(requests)
     assert failed == {502: 19, 0: 4}
     result = VariantResult("hard-kill", 30, len(requests), 23, {}, 0, 0, 0, 0, 0, 0)
-    result.derived = GracefulNumbers(
+    result = replace(result, derived=GracefulNumbers(
         failed=23, failed_by_status={"502": 19, "0": 4}, posts=19, failed_posts=19,
         failed_gets=4, finished_intents=19, orders_stored=0, lost_posts=19, duplicates=0,
         mismatches=0, upstream_resets=0, restarts=6, replicas_restarted=3, last_start_s=25.0,
         drains=0, drain_max_s=0.0, drain_closing_responses=0, drain_connections_left=0,
-    )  # fmt: skip
+    ))  # fmt: skip
     assert describe_failures(result) == "23 of 1,840 requests failed (1.2 %: 19 x 502, 4 x 0)"
 
 
 def test_a_restart_is_shaded_from_its_stop_to_its_start_only():
     result = VariantResult("graceful", 30, 0, 0, {}, 0, 0, 0, 0, 0, 0)
-    result.events = [
-        {"t_s": 5.0, "what": "fault", "action": "stop", "service": "api", "replica": 0},
-        {"t_s": 6.2, "what": "fault", "action": "start", "service": "api", "replica": 0},
-        {"t_s": 9.0, "what": "fault", "action": "stop", "service": "api", "replica": 1},
-        {"t_s": 10.1, "what": "fault", "action": "start", "service": "api", "replica": 1},
-        {"t_s": 17.0, "what": "fault", "action": "stop", "service": "api", "replica": 0},
-    ]
+    result = replace(
+        result,
+        events=[
+            {"t_s": 5.0, "what": "fault", "action": "stop", "service": "api", "replica": 0},
+            {"t_s": 6.2, "what": "fault", "action": "start", "service": "api", "replica": 0},
+            {"t_s": 9.0, "what": "fault", "action": "stop", "service": "api", "replica": 1},
+            {"t_s": 10.1, "what": "fault", "action": "start", "service": "api", "replica": 1},
+            {"t_s": 17.0, "what": "fault", "action": "stop", "service": "api", "replica": 0},
+        ],
+    )
     assert fault_windows(result) == [(5.0, 6.2), (9.0, 10.1), (17.0, 30.0)]

@@ -48,7 +48,7 @@ def numbers(**changes: float) -> IdempotencyNumbers:
 
 def result_with(n: IdempotencyNumbers):
     result = summarize("after", [])
-    result.derived = n
+    result = replace(result, derived=n)
     return result
 
 

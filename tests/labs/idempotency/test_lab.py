@@ -31,7 +31,7 @@ KEYED = IdempotencyNumbers(
 def result(variant: str, numbers: IdempotencyNumbers | None) -> VariantResult:
     r = summarize(variant, [])
     if numbers is not None:
-        r.derived, r.extra = numbers, asdict(numbers)
+        r = replace(r, derived=numbers, extra=asdict(numbers))
     return r
 
 

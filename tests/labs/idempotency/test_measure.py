@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import FrozenInstanceError, asdict
+from dataclasses import FrozenInstanceError, asdict, replace
 from pathlib import Path
 
 import pytest
@@ -43,13 +43,16 @@ def context(tmp_path: Path) -> DeriveContext:
         *[Request(1.3 + n, RETRY_NAME, 0, 1000.0) for n in range(7)],
     ]
     result = summarize("naive-retry", requests)
-    result.services = {
-        "api": [
-            {"orders": {"created": 2, "replayed": 1, "lost_responses": 1}},
-            {"orders": {"created": 1, "in_flight_409": 2, "key_reused_422": 1}},
-            {"requests": 5},  # a replica that reports no orders section
-        ]
-    }
+    result = replace(
+        result,
+        services={
+            "api": [
+                {"orders": {"created": 2, "replayed": 1, "lost_responses": 1}},
+                {"orders": {"created": 1, "in_flight_409": 2, "key_reused_422": 1}},
+                {"requests": 5},  # a replica that reports no orders section
+            ]
+        },
+    )
     return DeriveContext(NAIVE, result, requests, run_folder(tmp_path))
 
 

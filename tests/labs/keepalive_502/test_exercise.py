@@ -5,6 +5,7 @@ grading for real (-m lab)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -138,10 +139,10 @@ def result_with(ok=300, bad=0, reused_pct=100.0, traffic=256, closed=0):
     requests = [Request(1000.0 + i * 0.01, "/work", 200, 5.0) for i in range(ok)]
     requests += [Request(1000.0 + (ok + i) * 0.01, "/work", 502, 5.0) for i in range(bad)]
     result = summarize("after", requests)
-    result.derived = KeepaliveNumbers(
+    result = replace(result, derived=KeepaliveNumbers(
         traffic_requests=traffic, reused_pct=reused_pct, api_reused_pct=reused_pct,
         api_closed_first=closed,
-    )  # fmt: skip
+    ))  # fmt: skip
     return result
 
 

@@ -4,7 +4,7 @@ numbers (fast), and the lab end to end: real nginx, the api, Locust (pytest -m l
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -39,9 +39,9 @@ def result(variant: str, requests: int, bad: int, resets: int, n: KeepaliveNumbe
         Request(100.0 + i * 0.03, "/work", 502 if i < bad else 200, 5.0) for i in range(requests)
     ]
     r = summarize(variant, rows)
-    r.nginx_errors = {"upstream_prematurely_closed": resets}
+    r = replace(r, nginx_errors={"upstream_prematurely_closed": resets})
     if n is not None:
-        r.derived, r.extra = n, asdict(n)
+        r = replace(r, derived=n, extra=asdict(n))
     return r
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import FrozenInstanceError, asdict
+from dataclasses import FrozenInstanceError, asdict, replace
 from pathlib import Path
 
 import pytest
@@ -39,7 +39,7 @@ def context(tmp_path: Path, bursts: str | None = BURSTS) -> DeriveContext:
         (tmp_path / "bursts.csv").write_text(bursts)
     requests = [Request(100.0 + i * 0.01, "/work", 200, 5.0) for i in range(160)]
     result = summarize("broken", requests)
-    result.services = {"api": [dict(r) for r in REPLICAS]}
+    result = replace(result, services={"api": [dict(r) for r in REPLICAS]})
     return DeriveContext(BROKEN, result, requests, tmp_path)
 
 

@@ -69,7 +69,7 @@ HASH_PLAIN = replace(ROUND_ROBIN, **moved(76.2))
 
 def result(name: str, numbers: LoadBalancingNumbers) -> VariantResult:
     r = VariantResult(name, 38, 3000, 0, {"200": 3000}, 0, 0, 0, 0, 0, 0)
-    r.derived, r.extra = numbers, asdict(numbers)
+    r = replace(r, derived=numbers, extra=asdict(numbers))
     return r
 
 

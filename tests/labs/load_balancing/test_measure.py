@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import FrozenInstanceError, asdict
+from dataclasses import FrozenInstanceError, asdict, replace
 from pathlib import Path
 
 import pytest
@@ -304,7 +304,7 @@ def synthetic_hash_run(tmp_path: Path) -> tuple[VariantResult, list[Request]]:
     events = [*EVENTS, {"t_s": 30.0, "what": "fault", "action": "remove", "service": "api",
                         "replica": 3}]  # fmt: skip
     result = run_of(40, events)
-    result.requests = len(requests)
+    result = replace(result, requests=len(requests))
     return result, requests
 
 

@@ -36,7 +36,7 @@ def numbers(noisy_rps: float, quiet_pct: float = 100.0) -> RateLimitNumbers:
 
 def result_with(n: RateLimitNumbers | None):
     result = summarize("after", [])
-    result.derived = n
+    result = replace(result, derived=n)
     return result
 
 

@@ -49,7 +49,7 @@ def numbers(
 
 def result(variant: str, n: RateLimitNumbers) -> VariantResult:
     r = summarize(variant, [])
-    r.derived, r.extra = n, asdict(n)
+    r = replace(r, derived=n, extra=asdict(n))
     return r
 
 

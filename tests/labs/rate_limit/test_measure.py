@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import FrozenInstanceError, asdict
+from dataclasses import FrozenInstanceError, asdict, replace
 from pathlib import Path
 
 import pytest
@@ -59,8 +59,8 @@ def context(tmp_path: Path, stop_at_s: float | None) -> DeriveContext:
     requests = noisy_and_quiet()
     result = summarize("redis-down", requests)
     if stop_at_s is not None:
-        result.events = [{"t_s": stop_at_s, "what": "fault", "action": "stop",
-                          "service": "redis", "processes": ["redis"]}]  # fmt: skip
+        result = replace(result, events=[{"t_s": stop_at_s, "what": "fault", "action": "stop",
+                          "service": "redis", "processes": ["redis"]}])  # fmt: skip
     (tmp_path / HEADERS_FILE).write_text(json.dumps(HEADERS))
     return DeriveContext(REDIS_DOWN, result, requests, tmp_path)
 

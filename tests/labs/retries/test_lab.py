@@ -39,8 +39,11 @@ BASE = RetriesNumbers(
 def result(variant: str, lead_s: float = 2.5, **fields: object) -> VariantResult:
     r = summarize(variant, [])
     numbers = replace(BASE, **fields)
-    r.derived, r.extra = numbers, asdict(numbers)
-    r.events = [{"t_s": lead_s, "what": "fault", "service": "api", "settings": {"latency_ms": 1}}]
+    r = replace(r, derived=numbers, extra=asdict(numbers))
+    r = replace(
+        r,
+        events=[{"t_s": lead_s, "what": "fault", "service": "api", "settings": {"latency_ms": 1}}],
+    )
     return r
 
 
@@ -119,8 +122,8 @@ def test_a_run_without_numbers_is_not_passed():
 
 def test_plot_series_put_user_requests_next_to_api_attempts():
     r = result("x", client_requests_100ms=(1, 2, 0))
-    r.services = {"api": [{"arrivals": {"bucket_s": 0.1, "start_epoch_s": r.origin_s,
-                                        "counts": [3, 4]}}]}  # fmt: skip
+    r = replace(r, services={"api": [{"arrivals": {"bucket_s": 0.1, "start_epoch_s": r.origin_s,
+                                        "counts": [3, 4]}}]})  # fmt: skip
     series = arrivals_series(r)
     assert series["api attempts"] == ((0.0, 0.1), (3, 4))
     assert series["user requests"] == ((0.0, 0.1, 0.2), (1, 2, 0))

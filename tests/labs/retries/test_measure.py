@@ -33,17 +33,23 @@ ORIGIN = 1_000_000.0
 
 def result_with(arrivals: list[int], crash_t: float = 2.0, start: float = 0.0) -> VariantResult:
     result = summarize("x", [Request(ORIGIN, "/work", 200, 1.0)])
-    result.events = [
-        {"t_s": crash_t - 1.0, "what": "fault", "settings": {"latency_ms": 1600}},
-        {"t_s": crash_t, "what": "fault", "settings": {"outage_s": 1.0, "latency_ms": 100}},
-        {"t_s": crash_t + 1.0, "what": "fault", "settings": {"max_concurrent": 40}},
-    ]
-    result.services = {
-        "api": [
-            {"arrivals": {"bucket_s": 0.1, "start_epoch_s": ORIGIN + start, "counts": arrivals}}
+    result = replace(
+        result,
+        events=[
+            {"t_s": crash_t - 1.0, "what": "fault", "settings": {"latency_ms": 1600}},
+            {"t_s": crash_t, "what": "fault", "settings": {"outage_s": 1.0, "latency_ms": 100}},
+            {"t_s": crash_t + 1.0, "what": "fault", "settings": {"max_concurrent": 40}},
         ],
-        "gateway": [{"downstreams": {"api": {"attempts": sum(arrivals), "retries": 3}}}],
-    }
+    )
+    result = replace(
+        result,
+        services={
+            "api": [
+                {"arrivals": {"bucket_s": 0.1, "start_epoch_s": ORIGIN + start, "counts": arrivals}}
+            ],
+            "gateway": [{"downstreams": {"api": {"attempts": sum(arrivals), "retries": 3}}}],
+        },
+    )
     return result
 
 
@@ -204,5 +210,5 @@ def test_numbers_are_read_typed_from_a_result(tmp_path: Path):
     result = summarize("no-retry", [])
     with pytest.raises(TypeError, match="no RetriesNumbers"):
         result.numbers(RetriesNumbers)
-    result.derived = derive(_run(tmp_path))
+    result = replace(result, derived=derive(_run(tmp_path)))
     assert result.numbers(RetriesNumbers).max_bucket_after_outage == 40
