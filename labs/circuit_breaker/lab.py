@@ -26,6 +26,7 @@ from labs.circuit_breaker.scenario import (
     VARIANTS,
 )
 from labs.engine.analysis.metrics import VariantResult
+from labs.engine.model.checks import load_before_fault
 from labs.engine.model.spec import Check, Lab, Plot, Series
 
 Results = Mapping[str, VariantResult]
@@ -65,9 +66,9 @@ def unaffected(variant: str, factor: float, min_requests: int) -> Check:
         before, during = n.catalog.before, n.catalog.during
         return n.catalog_unaffected(factor, min_requests), (
             f"{variant}: /catalog p99 during the fault {during.p99_ms:,.0f} ms ({during.requests}"
-            f" requests) vs {before.p99_ms:,.0f} ms before it ({before.requests}) "
-            f"({n.catalog_ratio():.2f} x), expected <= {factor:g} x over >= {min_requests} "
-            "requests each"
+            f" requests, {during.errors} failed) vs {before.p99_ms:,.0f} ms before it "
+            f"({before.requests}) ({n.catalog_ratio():.2f} x), expected 0 failed and <= "
+            f"{factor:g} x over >= {min_requests} requests each"
         )
 
     def ratio(results: Results) -> float:
@@ -112,27 +113,6 @@ def cycles_and_closes(variant: str, within_s: float) -> Check:
         evaluate,
         (variant,),
         measure=lambda results: _numbers(results, variant).closed_after_recovery_s,
-    )
-
-
-def load_before_fault(min_s: float) -> Check:
-    """Every variant had `min_s` of measured steady load before the fault: the schedule
-    counts from Locust's start, which a busy machine can delay by seconds."""
-
-    def evaluate(results: Results) -> tuple[bool, str]:
-        lead = {name: _numbers(results, name).fault_start_s for name in results}
-        short = {n: t for n, t in lead.items() if not t >= min_s}
-        shown = ", ".join(f"{n} {t:g}" for n, t in short.items()) or f"min {min(lead.values()):g}"
-        return not short, (
-            f"seconds of load before payments turned slow: {shown}, expected >= {min_s:g} in "
-            "every variant (if not: Locust started late on a busy machine; run again)"
-        )
-
-    return Check(
-        "steady_load_before_the_fault",
-        evaluate,
-        (),
-        not_applicable="a precondition of the experiment (steady load before the fault), not a fix",
     )
 
 

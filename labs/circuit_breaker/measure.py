@@ -157,11 +157,12 @@ class CircuitNumbers:
         return during / before if before else math.inf
 
     def catalog_unaffected(self, factor: float, min_requests: int) -> bool:
-        """/catalog's p99 during the fault stays within factor x before, both phases
-        over >= min_requests requests."""
+        """/catalog answers every request during the fault, its p99 within factor x
+        before, both phases over >= min_requests requests (a catalog that fails fast
+        while payments is slow is not unaffected)."""
         before, during = self.catalog.before, self.catalog.during
         enough = before.requests >= min_requests and during.requests >= min_requests
-        return during.p99_ms <= factor * before.p99_ms and enough
+        return during.errors == 0 and during.p99_ms <= factor * before.p99_ms and enough
 
     def fails_fast(self, limit_ms: float, min_requests: int) -> bool:
         """/checkout's p99 while the circuit was open < limit_ms, over >= min_requests."""

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 
 from labs.engine.analysis.metrics import VariantResult
-from labs.engine.analysis.windows import first_fault_s
 from labs.engine.model.checks import load_before_fault, ratio_at_least, within
 from labs.engine.model.spec import Check, Lab, Plot, Series
 from labs.retries.exercise import EXERCISE
@@ -98,13 +96,8 @@ def layers_multiply(variant: str, low: float, high: float) -> Check:
     )
 
 
-def shortest_lead(results: Results) -> float:
-    """The seconds of load before the first fault, in the variant that had the fewest."""
-    return min(first_fault_s(r) for r in results.values())
-
-
 CHECKS = (
-    replace(load_before_fault(LEAD_S, name="load_ran_before_the_incident"), measure=shortest_lead),
+    load_before_fault(LEAD_S, name="load_ran_before_the_incident"),
     ratio_at_least(
         f"immediate_amplifies_{STORM_FACTOR:g}x_full_jitter",
         "immediate",

@@ -146,4 +146,5 @@ def load_before_fault(min_s: float, name: str = "steady_load_before_the_fault") 
         evaluate,
         (),
         not_applicable="a precondition of the experiment (load ran before the fault), not a fix",
+        measure=lambda results: min(first_fault_s(r) for r in results.values()),
     )

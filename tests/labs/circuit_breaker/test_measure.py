@@ -183,6 +183,8 @@ def test_the_verdicts_the_checks_and_the_grade_share():
     assert numbers.catalog_ratio() == pytest.approx(400 / 60)
     assert numbers.catalog_unaffected(7.0, 2) and not numbers.catalog_unaffected(6.0, 2)
     assert not numbers.catalog_unaffected(7.0, 3)  # too few requests in a phase
+    failing = replace(numbers.catalog, during_errors=1)
+    assert not replace(numbers, catalog=failing).catalog_unaffected(7.0, 2)  # fast 504s count
     assert numbers.fails_fast(5.0, 2) and not numbers.fails_fast(3.0, 2)
     assert numbers.cycles_and_closes(0.05) and not numbers.cycles_and_closes(0.04)
     reopened = replace(numbers, transitions=numbers.transitions[:2], final_state="half-open")
