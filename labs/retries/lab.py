@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from labs.engine.analysis.metrics import VariantResult
@@ -98,13 +99,18 @@ def layers_multiply(variant: str, low: float, high: float) -> Check:
 
 CHECKS = (
     load_before_fault(LEAD_S, name="load_ran_before_the_incident"),
-    ratio_at_least(
-        f"immediate_amplifies_{STORM_FACTOR:g}x_full_jitter",
-        "immediate",
-        "full-jitter",
-        outage_amplification,
-        STORM_FACTOR,
-        "api attempts per client request during the outage",
+    # The fix is the backoff: without it full-jitter retries at once, as immediate does
+    # (its default twin, exponential, backs off too: a proof by 2.7x vs 3x, too thin).
+    replace(
+        ratio_at_least(
+            f"immediate_amplifies_{STORM_FACTOR:g}x_full_jitter",
+            "immediate",
+            "full-jitter",
+            outage_amplification,
+            STORM_FACTOR,
+            "api attempts per client request during the outage",
+        ),
+        twins={"immediate": "", "full-jitter": "immediate"},
     ),
     ratio_at_least(
         f"exponential_waves_{WAVE_FACTOR:g}x_full_jitter",
