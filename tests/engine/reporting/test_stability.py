@@ -14,7 +14,7 @@ from labs.engine.model.checks import nginx_errors_at_least, status_absent, statu
 from labs.engine.model.spec import Check
 from labs.engine.model.verdicts import CheckResult, judge
 from labs.engine.reporting import stability
-from tests.unit.test_verdicts import lab_with
+from tests.engine.model.test_verdicts import lab_with
 
 
 def ok(name: str, value: float | None = None) -> CheckResult:

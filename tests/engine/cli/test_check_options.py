@@ -14,7 +14,7 @@ from labs.engine import cli
 from labs.engine.cli import running
 from labs.engine.model.verdicts import CheckResult
 from labs.engine.runner import RunOutcome
-from tests.unit.test_verdicts import lab_with
+from tests.engine.model.test_verdicts import lab_with
 
 LAB = lab_with()
 
