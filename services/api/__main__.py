@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.api import orders, ratelimit
+from services.api import orders, ratelimit, workpool
 from services.api.app import ApiConfig, create_app
 from services.api.faults import FaultError, Faults
 from services.common.server import add_server_arguments, fail, serve, server_argument_error
@@ -20,6 +20,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-concurrent", type=int, default=0, help="503 above this many")
     ratelimit.add_arguments(parser)
     orders.add_arguments(parser)
+    workpool.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         limits = ratelimit.config_from_args(args)
         orders_config = orders.config_from_args(args)
+        pool = workpool.config_from_args(args)
     except (FaultError, ValueError) as exc:
         return fail("api", str(exc))
     config = ApiConfig(
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         ratelimit=limits,
         orders=orders_config,
+        pool=pool,
     )
     return serve("api", create_app(config), args)
 

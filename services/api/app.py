@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from services.api import orders, ratelimit
+from services.api import orders, ratelimit, workpool
 from services.api.arrivals import Arrivals
 from services.api.connections import REQUESTS_HEADER, ConnectionReuse
 from services.api.faults import FaultError, Faults
@@ -40,6 +40,9 @@ class ApiConfig:
     """Per-tenant limiting of /work (services.api.ratelimit); None = off."""
     orders: orders.OrdersConfig | None = None
     """The orders resource on Redis (services.api.orders); None = off."""
+    pool: workpool.PoolConfig | None = None
+    """Work requests served by a pool of workers with a queue (services.api.workpool);
+    None = off: every request is served at once."""
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ApiState:
     connection it answered (`X-Connection-Requests`)."""
     boot: str = field(default_factory=lambda: secrets.token_hex(4))
     """This process's id (`X-Replica-Boot`): a replica started again gets a new one."""
+    pool: workpool.WorkPool | None = None
 
 
 STATE = web.AppKey("state", ApiState)
@@ -64,6 +68,10 @@ STATE = web.AppKey("state", ApiState)
 def create_app(config: ApiConfig) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problem_errors])
     app[STATE] = ApiState(config=config, rng=random.Random(config.seed))
+    if config.pool:
+        app[STATE].pool = workpool.WorkPool(
+            config.pool, factor=lambda: app[STATE].config.faults.work_factor
+        )
     app.on_response_prepare.append(_name_the_boot)
     app.router.add_get("/work", work)
     app.router.add_post("/work", work)
@@ -117,6 +125,10 @@ async def _do_work(request: web.Request, state: ApiState) -> web.Response:
         return _outage_response(faults)
     if faults.max_concurrent and state.in_flight > faults.max_concurrent:
         return problem(503, "Service Unavailable", "over capacity (injected limit)")
+    if state.pool is not None:
+        timeout_ms = workpool.timeout_ms(request.headers.get(workpool.TIMEOUT_HEADER))
+        if shed := await state.pool.serve(timeout_ms):
+            return problem(503, "Service Unavailable", f"shed by the worker pool ({shed})")
     if faults.latency_ms:
         # An outage that starts meanwhile fails this request at once, like a crash would.
         await faults.delay(faults.latency_ms / 1000)
@@ -184,5 +196,6 @@ async def stats(request: web.Request) -> web.Response:
             "arrivals": state.arrivals.snapshot(),
             "connections": state.connections.snapshot(),
             **orders.stats(request.app),
+            **({"workpool": state.pool.snapshot()} if state.pool else {}),
         }
     )

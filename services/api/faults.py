@@ -34,6 +34,9 @@ class Faults:
     """Share of successful POST /orders whose response is lost after the order is committed."""
     lose_response_ms: float = 2000.0
     """How long a lost response is held back: longer than the client waits, so it gives up."""
+    work_factor: float = 0.0
+    """The worker pool's work per request x this factor (services.api.workpool; 0 = not
+    scaled)."""
 
     def __post_init__(self) -> None:
         self._outage_until = 0.0
@@ -56,6 +59,8 @@ class Faults:
             raise FaultError("lose_response_rate must be between 0 and 1")
         if not 0 <= self.lose_response_ms <= 600_000:
             raise FaultError("lose_response_ms must be between 0 and 600000")
+        if self.work_factor and not 1 <= self.work_factor <= 100:
+            raise FaultError("work_factor must be 0 (not scaled) or between 1 and 100")
 
     def _arm_outage(self) -> None:
         self._outage_until = time.monotonic() + self.outage_s if self.outage_s else 0.0
