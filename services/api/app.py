@@ -82,6 +82,7 @@ def create_app(config: ApiConfig) -> web.Application:
     app.router.add_post("/admin/faults", update_faults)
     app.router.add_delete("/admin/faults", reset_faults)
     app.router.add_get("/admin/stats", stats)
+    app.router.add_get("/admin/worklog", worklog)
     metrics.install(app, service="api")
     if config.orders:
 
@@ -127,7 +128,8 @@ async def _do_work(request: web.Request, state: ApiState) -> web.Response:
         return problem(503, "Service Unavailable", "over capacity (injected limit)")
     if state.pool is not None:
         timeout_ms = workpool.timeout_ms(request.headers.get(workpool.TIMEOUT_HEADER))
-        if shed := await state.pool.serve(timeout_ms):
+        request_id = request.headers.get(workpool.REQUEST_ID_HEADER, "")
+        if shed := await state.pool.serve(timeout_ms, request_id):
             return problem(503, "Service Unavailable", f"shed by the worker pool ({shed})")
     if faults.latency_ms:
         # An outage that starts meanwhile fails this request at once, like a crash would.
@@ -183,6 +185,14 @@ async def reset_faults(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.config.faults = Faults()
     return web.json_response(state.config.faults.as_dict())
+
+
+async def worklog(request: web.Request) -> web.Response:
+    """The worker pool's work log (--work-log on): [request id, start, end] per piece."""
+    pool = request.app[STATE].pool
+    if pool is None or not pool.config.work_log:
+        return problem(404, "Not Found", "no work log (start the api with --work-log on)")
+    return web.json_response({"entries": [list(entry) for entry in pool.work_log]})
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -9,7 +9,14 @@ last-in-first-out. Options that shed load instead of queueing it:
 - a queue-time limit: a request that waited longer than this gets 503 when its turn
   comes (and the oldest are dropped first whenever a worker frees up);
 - expired deadlines: a request whose client's timeout (`X-Timeout-Ms`, sent by the
-  client, counted from the request's arrival) has passed gets 503 instead of a worker.
+  client, counted from the request's arrival) has passed gets 503 instead of a worker;
+- hopeless deadlines (the deadlines lab): a request that could not finish before its
+  deadline gets 503 at once -- at arrival by the work queued ahead of it, and again when
+  a worker frees up by its own work (the pool knows both: work_ms x the factor).
+
+With `work_log` on the pool also keeps every piece of work it did (request id from
+`X-Request-Id`, start and end in epoch seconds), for matching against when each client
+stopped waiting.
 
 aiohttp keeps running a handler whose client went away (handler_cancellation is off by
 default), so without shedding the pool works on requests nobody is waiting for: the
@@ -30,6 +37,7 @@ from typing import Literal
 from services.api.arrivals import Arrivals
 
 TIMEOUT_HEADER = "X-Timeout-Ms"
+REQUEST_ID_HEADER = "X-Request-Id"
 Discipline = Literal["fifo", "lifo"]
 SHED_REASONS = ("queue_full", "queue_time", "deadline")
 
@@ -45,6 +53,10 @@ class PoolConfig:
     """Longest wait for a worker before the request is shed (0 = no limit)."""
     shed_expired: bool = False
     """Shed a request whose client's deadline (X-Timeout-Ms) passed while it waited."""
+    shed_hopeless: bool = False
+    """Shed a request that could not finish its work before its client's deadline."""
+    work_log: bool = False
+    """Keep (request id, start, end) of every piece of work (`WorkPool.work_log`)."""
 
     def __post_init__(self) -> None:
         if self.workers < 1 or not 0 < self.work_ms <= 60_000:
@@ -84,14 +96,18 @@ class WorkPool:
     completions: Arrivals = field(default_factory=Arrivals)
     """Completions per 100 ms, on the wall-clock grid."""
     late_completions: Arrivals = field(default_factory=Arrivals)
+    work_log: list[tuple[str, float, float]] = field(default_factory=list)
+    """(request id, start, end epoch seconds) of each piece of work, when config.work_log."""
     _queue: deque[_Waiter] = field(default_factory=deque)
 
-    async def serve(self, timeout_ms: float | None = None) -> str:
+    async def serve(self, timeout_ms: float | None = None, request_id: str = "") -> str:
         """Wait for a worker, do the work, give the worker back: "" when done, else
         the reason the request was shed (it then never held a worker)."""
         self.arrivals += 1
         now = self.clock()
         deadline = now + timeout_ms / 1000 if timeout_ms else None
+        if self._hopeless(deadline, now + self._wait_estimate_s()):
+            return self._count_shed("deadline")
         if self.busy >= self.config.workers or self._queue:
             if self.config.queue_limit and len(self._queue) >= self.config.queue_limit:
                 return self._count_shed("queue_full")
@@ -109,17 +125,35 @@ class WorkPool:
         else:
             self.busy += 1
         self.started += 1
+        started = time.time()
         try:
-            await asyncio.sleep(self.config.work_ms * max(1.0, self.factor()) / 1000)
+            await asyncio.sleep(self._work_s())
             self.completed += 1
             self.completions.record()
             if deadline is not None and self.clock() > deadline:
                 self.late += 1
                 self.late_completions.record()
         finally:
+            if self.config.work_log:
+                self.work_log.append((request_id, started, time.time()))
             self.busy -= 1
             self._dispatch()
         return ""
+
+    def _work_s(self) -> float:
+        return self.config.work_ms * max(1.0, self.factor()) / 1000
+
+    def _wait_estimate_s(self) -> float:
+        """A new request's wait for a worker: the queue ahead of it, shared by the workers."""
+        if self.busy < self.config.workers and not self._queue:
+            return 0.0
+        return (len(self._queue) + 1) / self.config.workers * self._work_s()
+
+    def _hopeless(self, deadline: float | None, start: float) -> bool:
+        """Work starting at `start` would end after the deadline (shed_hopeless only)."""
+        if not self.config.shed_hopeless or deadline is None:
+            return False
+        return start + self._work_s() > deadline
 
     def _count_shed(self, reason: str) -> str:
         self.shed[reason] += 1
@@ -130,6 +164,8 @@ class WorkPool:
         if limit and (now - waiter.queued_at) * 1000 > limit:
             return "queue_time"
         if self.config.shed_expired and waiter.deadline is not None and now > waiter.deadline:
+            return "deadline"
+        if self._hopeless(waiter.deadline, now):
             return "deadline"
         return ""
 
@@ -170,6 +206,7 @@ class WorkPool:
             "queue_limit": self.config.queue_limit,
             "max_queue_ms": self.config.max_queue_ms,
             "shed_expired": self.config.shed_expired,
+            "shed_hopeless": self.config.shed_hopeless,
             "busy": self.busy,
             "queued": len(self._queue),
             "queue_max": self.queue_max,
@@ -207,6 +244,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="off",
         help=f"shed requests whose client's deadline ({TIMEOUT_HEADER}) passed in the queue",
     )
+    group.add_argument(
+        "--shed-hopeless",
+        choices=("on", "off"),
+        default="off",
+        help="shed requests that could not finish before their deadline (at arrival and start)",
+    )
+    group.add_argument(
+        "--work-log",
+        choices=("on", "off"),
+        default="off",
+        help="keep each piece of work (X-Request-Id, start, end): GET /admin/worklog",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> PoolConfig | None:
@@ -220,4 +269,6 @@ def config_from_args(args: argparse.Namespace) -> PoolConfig | None:
         queue_limit=args.queue_limit,
         max_queue_ms=args.max_queue_ms,
         shed_expired=args.shed_expired == "on",
+        shed_hopeless=args.shed_hopeless == "on",
+        work_log=args.work_log == "on",
     )

@@ -17,6 +17,7 @@ from services.common.server import add_server_arguments, fail, serve, server_arg
 from services.gateway.app import create_app
 from services.gateway.breaker import BreakerConfig
 from services.gateway.config import POOLS, BudgetConfig, DownstreamConfig, GatewayConfig, Timeouts
+from services.gateway.deadline import DEADLINE_HEADER, DeadlineConfig
 from services.gateway.retry.policy import STRATEGIES, RetryPolicy
 
 DOWNSTREAMS = {
@@ -89,11 +90,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             metavar="KEY=VALUE,...",
             help=f"policy options for {name} only",
         )
+        parser.add_argument(
+            f"--{name}-path", default="/work", help=f"path called on {name} (default /work)"
+        )
     parser.add_argument(
         "--pool",
         choices=POOLS,
         default="per-downstream",
         help="one connection pool per downstream, or one shared by all",
+    )
+    deadline = parser.add_argument_group("deadline propagation (services.gateway.deadline)")
+    deadline.add_argument(
+        "--deadline-propagation",
+        choices=("on", "off"),
+        default="off",
+        help=f"read the caller's budget ({DEADLINE_HEADER}) and pass what is left downstream",
+    )
+    deadline.add_argument(
+        "--deadline-margin-ms", type=float, default=0.0, help="kept back from the budget here"
+    )
+    deadline.add_argument(
+        "--min-budget-ms", type=float, default=0.0, help="less left: 504 without calling"
     )
     add_policy_arguments(parser)
     return parser.parse_args(argv)
@@ -121,7 +138,7 @@ def policy_args(args: argparse.Namespace, overrides: str) -> argparse.Namespace:
 
 
 def downstream_config(
-    name: str, urls: tuple[str, ...], args: argparse.Namespace
+    name: str, urls: tuple[str, ...], args: argparse.Namespace, path: str = "/work"
 ) -> DownstreamConfig:
     policy = RetryPolicy(
         strategy=args.retry_strategy,
@@ -147,6 +164,7 @@ def downstream_config(
     return DownstreamConfig(
         name=name,
         urls=urls,
+        path=path,
         routes=DOWNSTREAMS[name],
         policy=policy,
         budget=budget,
@@ -166,7 +184,10 @@ def build_config(args: argparse.Namespace) -> GatewayConfig:
             continue
         urls = tuple(u.strip().rstrip("/") for u in value.split(",") if u.strip())
         own = policy_args(args, getattr(args, f"{name}_policy"))
-        downstreams.append(downstream_config(name, urls, own))
+        path = getattr(args, f"{name}_path")
+        if not path.startswith("/"):
+            raise ValueError(f"--{name}-path must start with /; got {path!r}")
+        downstreams.append(downstream_config(name, urls, own, path))
     if not downstreams:
         raise ValueError("give at least one downstream, e.g. --api-url http://127.0.0.1:8001")
     return GatewayConfig(
@@ -176,6 +197,11 @@ def build_config(args: argparse.Namespace) -> GatewayConfig:
         seed=args.seed,
         pool=args.pool,
         shared_max_connections=args.max_connections,
+        deadline=DeadlineConfig(
+            propagate=args.deadline_propagation == "on",
+            margin_s=args.deadline_margin_ms / 1000,
+            min_budget_s=args.min_budget_ms / 1000,
+        ),
     )
 
 

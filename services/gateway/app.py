@@ -28,7 +28,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problem_errors])
     service_metrics = metrics.install(app, service="gateway")
     downstreams = {
-        d.name: Downstream(d, random.Random(rng.random()), service_metrics)
+        d.name: Downstream(d, random.Random(rng.random()), service_metrics, config.deadline)
         for d in config.downstreams
     }
     app[STATE] = GatewayState(config, downstreams)

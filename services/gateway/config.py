@@ -15,6 +15,7 @@ import aiohttp
 
 from services.gateway import breaker as cb
 from services.gateway.bulkhead import BulkheadConfig
+from services.gateway.deadline import DeadlineConfig
 from services.gateway.retry.budget import RetryBudget, check_budget
 from services.gateway.retry.policy import RetryPolicy
 
@@ -113,6 +114,8 @@ class GatewayConfig:
     of it); "per-downstream": each has its own."""
     shared_max_connections: int = 100
     """Size of the shared pool (0 = no limit)."""
+    deadline: DeadlineConfig = field(default_factory=DeadlineConfig)
+    """Deadline propagation (services.gateway.deadline); off by default."""
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.downstreams]

@@ -28,6 +28,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 
 import aiohttp
 import pybreaker
@@ -36,12 +37,13 @@ from services.common import metrics
 from services.gateway import breaker as cb
 from services.gateway.bulkhead import Bulkhead, BulkheadFullError
 from services.gateway.config import DownstreamConfig
+from services.gateway.deadline import DEADLINE_HEADER, DeadlineConfig, header_value
 from services.gateway.pool import SharedPool, new_session
 from services.gateway.retry.call import call_with_retries
 from services.gateway.retry.outcome import Outcome, outcome_label
 from services.gateway.retry.stats import AttemptStats
 
-FORWARDED_HEADERS = ("Content-Type", "Idempotency-Key", "Accept")
+FORWARDED_HEADERS = ("Content-Type", "Idempotency-Key", "Accept", "X-Request-Id")
 """Request headers passed on to the downstream; the rest stay at the gateway."""
 
 
@@ -76,8 +78,10 @@ class Downstream:
         config: DownstreamConfig,
         rng: random.Random,
         service_metrics: metrics.ServiceMetrics | None = None,
+        deadline: DeadlineConfig | None = None,
     ) -> None:
         self.config = config
+        self.deadline = deadline or DeadlineConfig()
         self.rng = rng
         self.stats = AttemptStats()
         self.budget = config.budget.build() if config.budget else None
@@ -121,18 +125,21 @@ class Downstream:
         elif session is not None and self._owns_session:
             await session.close()
 
-    async def call(self, method: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+    async def call(
+        self, method: str, headers: Mapping[str, str], body: bytes, budget_s: float | None = None
+    ) -> Outcome:
         """One request through the stack: bulkhead, breaker, retries (module docstring).
         A refusal by the bulkhead or the breaker comes back as an Outcome whose error is
-        the `BulkheadFullError` / `CircuitOpenError`."""
+        the `BulkheadFullError` / `CircuitOpenError`. `budget_s` (deadline propagation,
+        services.gateway.deadline) bounds the call and goes downstream with each attempt."""
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             if self.bulkhead is None:
-                outcome = await self._guarded(method, headers, body)
+                outcome = await self._guarded(method, headers, body, budget_s)
             else:
                 async with self.bulkhead.slot():
-                    outcome = await self._guarded(method, headers, body)
+                    outcome = await self._guarded(method, headers, body, budget_s)
         except (BulkheadFullError, cb.CircuitOpenError) as refused:
             outcome = Outcome(error=refused, attempts=0)
             if self._metrics is not None:
@@ -142,19 +149,31 @@ class Downstream:
         self.calls[call_label(outcome)] += 1
         return outcome
 
-    async def _guarded(self, method: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+    async def _guarded(
+        self, method: str, headers: Mapping[str, str], body: bytes, budget_s: float | None
+    ) -> Outcome:
         if self.breaker is None:
-            return await self._retried(method, headers, body)
+            return await self._retried(method, headers, body, budget_s)
         return await self.breaker.call(
-            self._retried, method, headers, body, classify=breaker_outcome
+            self._retried, method, headers, body, budget_s, classify=breaker_outcome
         )
 
-    async def _retried(self, method: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+    async def _retried(
+        self, method: str, headers: Mapping[str, str], body: bytes, budget_s: float | None
+    ) -> Outcome:
         assert self._session is not None, "downstream not started"
         session = self._session
         forwarded = {k: headers[k] for k in FORWARDED_HEADERS if k in headers}
+        policy = self.config.policy
+        if budget_s is not None:
+            policy = replace(policy, deadline_s=min(policy.deadline_s, budget_s))
 
         async def send(timeout_s: float) -> Outcome:
+            if budget_s is not None:
+                if self.deadline.too_little(timeout_s):
+                    # Too little left for an answer to arrive in time: not sent.
+                    raise TimeoutError("deadline budget too small for another attempt")
+                forwarded[DEADLINE_HEADER] = header_value(self.deadline.downstream_s(timeout_s))
             url = next(self._urls) + self.config.path
             wait_s = self.config.timeouts.connect_s
             slot = self._shared.slot(wait_s) if self._shared else contextlib.nullcontext()
@@ -173,7 +192,7 @@ class Downstream:
 
         return await call_with_retries(
             send,
-            self.config.policy,
+            policy,
             method=method,
             headers=headers,
             budget=self.budget,

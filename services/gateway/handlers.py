@@ -53,8 +53,20 @@ def proxy_handler(downstream: Downstream) -> Handler:
         state.in_flight += 1
         try:
             body = await request.read() if request.method == "POST" else b""
-            outcome = await downstream.call(request.method, request.headers, body)
-            response = _answer(outcome, downstream.config.name)
+            deadline = state.config.deadline
+            budget_s = deadline.budget_s(request.headers, downstream.config.policy.deadline_s)
+            if budget_s is not None and deadline.too_little(budget_s):
+                downstream.calls["budget_exhausted"] += 1
+                outcome = Outcome(error=TimeoutError("deadline budget exhausted"), attempts=0)
+                response = problem(
+                    504,
+                    "Gateway Timeout",
+                    f"{downstream.config.name}: {budget_s * 1000:.0f} ms of deadline budget "
+                    "left, too little for a call",
+                )
+            else:
+                outcome = await downstream.call(request.method, request.headers, body, budget_s)
+                response = _answer(outcome, downstream.config.name)
         finally:
             state.in_flight -= 1
         state.responses[response.status] += 1

@@ -1,0 +1,96 @@
+"""The deadlines lab (labs/deadlines/lab.py): its checks judged on synthetic numbers
+(fast), and the lab end to end: real nginx, two gateways, the api's worker pool, Locust
+(pytest -m lab)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+
+from labs.deadlines.lab import LAB
+from labs.deadlines.measure import DeadlineNumbers
+from labs.engine.analysis.metrics import VariantResult, summarize
+from labs.engine.model.verdicts import judge
+from tests.conftest import passed_check
+
+CHECKS = {
+    "steady_load_before_the_fault",
+    "per_hop_wastes_work",
+    "deadline_wastes_little",
+    "no_timeouts_catalog_piles_up_10x_deadline",
+}
+DEADLINE = DeadlineNumbers(
+    slow_start_s=4.6, slow_end_s=12.6, checkout_slow_requests=200, checkout_slow_ok=60,
+    checkout_slow_gave_up=0, checkout_slow_p50_ms=20.0, checkout_slow_p99_ms=700.0,
+    catalog_before_p99_ms=60.0, catalog_slow_requests=80, catalog_slow_p99_ms=80.0,
+    api_work_pieces=60, api_work_s=30.0, wasted_work_s=0.1, wasted_pct=0.33,
+    useful_work_s=29.9, unmatched_work=0, api_shed=140, api_late=0, budget_exhausted=3,
+    peak_in_flight={"edge": 12, "orders": 6, "api": 5}, in_flight={},
+)  # fmt: skip
+"""A deadline run's shape (synthetic)."""
+
+
+def result(variant: str, numbers: DeadlineNumbers | None) -> VariantResult:
+    r = summarize(variant, [])
+    events = [{"t_s": 4.6, "what": "fault", "service": "api", "settings": {"work_factor": 20}}]
+    r = replace(r, events=events)
+    if numbers is not None:
+        r = replace(r, derived=numbers, extra=asdict(numbers))
+    return r
+
+
+def measured(**deadline: object) -> dict[str, VariantResult]:
+    stuck = replace(DEADLINE, catalog_slow_p99_ms=4000.0, catalog_slow_requests=30, wasted_pct=0)
+    wasteful = replace(DEADLINE, wasted_work_s=27.0, wasted_pct=90.0, useful_work_s=3.0)
+    return {
+        "no-timeouts": result("no-timeouts", stuck),
+        "per-hop": result("per-hop", wasteful),
+        "deadline": result("deadline", replace(DEADLINE, **deadline)),
+    }
+
+
+def test_checks_pass_and_each_fails_on_its_twins_numbers():
+    checks = {c.name: c for c in judge(LAB, measured())}
+    assert set(checks) == CHECKS
+    assert all(c.passed for c in checks.values()), checks
+    proofs = {c.name: c.fails_without_fix for c in checks.values()}
+    assert proofs == {name: True for name in CHECKS} | {
+        "steady_load_before_the_fault": "not_applicable"
+    }
+    assert checks["per_hop_wastes_work"].detail == (
+        "per-hop: 27.0 of 30.0 api work-seconds in the slow phase (60 requests) done after "
+        "the client stopped waiting (90.0 %), expected >= 30 %"
+    )
+    assert checks["no_timeouts_catalog_piles_up_10x_deadline"].value == 50
+
+
+def test_wasting_more_doing_nothing_or_too_few_requests_fail():
+    checks = {c.name: c for c in judge(LAB, measured(wasted_pct=2.5))}
+    assert not checks["deadline_wastes_little"].passed
+    checks = {c.name: c for c in judge(LAB, measured(useful_work_s=9.0))}
+    assert not checks["deadline_wastes_little"].passed
+    checks = {c.name: c for c in judge(LAB, measured(catalog_slow_requests=19))}
+    assert not checks["no_timeouts_catalog_piles_up_10x_deadline"].passed
+    results = {**measured(), "deadline": result("deadline", None)}
+    checks = {c.name: c for c in judge(LAB, results)}
+    assert not checks["deadline_wastes_little"].passed
+
+
+@pytest.mark.lab
+def test_deadlines_check_wastes_and_piles_up_without_the_budget(lab_env, tmp_path: Path):
+    document = passed_check("deadlines", lab_env, tmp_path, timeout=240)
+    assert {c["name"] for c in document["checks"]} == CHECKS
+    variants = document["variants"]
+    assert set(variants) == {"no-timeouts", "per-hop", "deadline"}
+    for name, variant in variants.items():
+        extra = variant["extra"]
+        assert list(extra) == list(asdict(DEADLINE)), name  # results.json's keys
+        assert extra["api_work_pieces"] > 0 and extra["unmatched_work"] <= 10, name
+        assert set(extra["peak_in_flight"]) == {"edge", "orders", "api"}, name
+    assert variants["no-timeouts"]["extra"]["checkout_slow_gave_up"] == 0
+    assert variants["deadline"]["extra"]["api_shed"] > 0
+    run_dir = Path(document["results_dir"])
+    for name in ("calls.csv", "worklog.json", "requests.csv"):
+        assert (run_dir / "per-hop" / name).is_file(), name
