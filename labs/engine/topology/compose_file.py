@@ -132,7 +132,7 @@ def render(
             }
             if replica_ports:
                 service["ports"] = [f"{HOST}::{SERVICE_PORT}"]
-            dependencies = [d for d in spec.depends_on.values() if d in urls]
+            dependencies = list(dict.fromkeys(d for d in spec.depends_on.values() if d in urls))
             if dependencies:
                 service["depends_on"] = _dependency_containers(dependencies, services)
             services[name] = service

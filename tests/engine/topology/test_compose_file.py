@@ -53,6 +53,18 @@ def test_one_compose_service_per_replica_and_nginx_upstream_servers():
     assert document["services"]["nginx"]["depends_on"] == ["gateway-1"]
 
 
+def test_a_service_two_options_point_at_depends_on_it_once():
+    """An edge gateway whose two downstreams are the same service (deadlines): Compose
+    refuses a depends_on list with a name twice."""
+    edge = ServiceSpec(
+        "gateway",
+        module="services.gateway",
+        depends_on={"payments-url": "api", "catalog-url": "api"},
+    )
+    document, _ = render(replace(TWO_TIERS, services=(TWO_TIERS.services[0], edge)))
+    assert document["services"]["gateway-1"]["depends_on"] == ["api-1", "api-2"]
+
+
 def test_every_port_is_published_on_loopback_and_every_service_checked_as_non_root():
     document, _ = render(nginx_port=18080)
     for name, service in document["services"].items():
