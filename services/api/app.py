@@ -22,7 +22,7 @@ from services.api import orders, ratelimit, workpool
 from services.api.arrivals import Arrivals
 from services.api.connections import REQUESTS_HEADER, ConnectionReuse
 from services.api.faults import FaultError, Faults
-from services.common import metrics, shutdown
+from services.common import health, metrics
 from services.common.problem import problem, problem_errors
 
 MAX_BODY_BYTES = 64 * 1024
@@ -75,8 +75,7 @@ def create_app(config: ApiConfig) -> web.Application:
     app.on_response_prepare.append(_name_the_boot)
     app.router.add_get("/work", work)
     app.router.add_post("/work", work)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    health.install(app, config.replica_id)
     app.router.add_get("/admin/faults", get_faults)
     app.router.add_put("/admin/faults", update_faults)
     app.router.add_post("/admin/faults", update_faults)
@@ -147,19 +146,6 @@ def _outage_response(faults: Faults) -> web.Response:
     response = problem(503, "Service Unavailable", "injected outage")
     response.headers["Retry-After"] = str(max(1, round(faults.outage_remaining_s())))
     return response
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "replica": request.app[STATE].config.replica_id})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """Liveness (/healthz) says "do not restart me"; readiness says "send me new work".
-    A draining process is alive and not ready."""
-    replica = request.app[STATE].config.replica_id
-    if shutdown.draining(request.app):
-        return web.json_response({"ready": False, "replica": replica, "draining": True}, status=503)
-    return web.json_response({"ready": True, "replica": replica})
 
 
 async def get_faults(request: web.Request) -> web.Response:

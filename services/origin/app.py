@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from services.common import shutdown
+from services.common import health, shutdown
 from services.common.redis_client import fail_fast_client
 
 CACHE_KEY, LOCK_KEY = "origin:hot", "origin:hot:lock"
@@ -94,8 +94,7 @@ def create_app(config: OriginConfig) -> web.Application:
 
         app.on_cleanup.append(close)
     app.router.add_get("/hot", hot)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    health.install(app, config.replica_id)
     app.router.add_get("/admin/stats", stats)
     app.router.add_put("/admin/faults", set_faults)
     app.router.add_delete("/admin/faults", reset_faults)
@@ -192,17 +191,6 @@ async def compute(request: web.Request) -> web.Response:
     headers["Cache-Control"] = cache_control(config)
     body = {"key": request.query.get("key", "hot"), "computed_at": time.time()}
     return web.json_response(body, headers=headers)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "replica": request.app[STATE].config.replica_id})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    replica = request.app[STATE].config.replica_id
-    if shutdown.draining(request.app):
-        return web.json_response({"ready": False, "replica": replica, "draining": True}, status=503)
-    return web.json_response({"ready": True, "replica": replica})
 
 
 async def set_faults(request: web.Request) -> web.Response:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from services.common import shutdown
+from services.common import health, shutdown
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,7 @@ def create_app(config: StreamConfig) -> web.Application:
     app[STATE] = StreamState(config)
     app.router.add_get("/events", events)
     app.router.add_get("/ws", websocket)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    health.install(app, config.replica_id)
     app.router.add_get("/admin/stats", stats)
     shutdown.install(app)
     return app
@@ -212,17 +211,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         except (ConnectionResetError, ConnectionError, RuntimeError):
             state.counts["ws_dropped"] += 1
     return ws
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "replica": request.app[STATE].config.replica_id})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    replica = request.app[STATE].config.replica_id
-    if shutdown.draining(request.app):
-        return web.json_response({"ready": False, "replica": replica, "draining": True}, status=503)
-    return web.json_response({"ready": True, "replica": replica})
 
 
 async def stats(request: web.Request) -> web.Response:
