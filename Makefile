@@ -27,7 +27,7 @@ $(BIN)/lab: pyproject.toml
 setup: $(BIN)/lab  ## create .venv, install the project, nginx and redis-server
 	@sh scripts/ensure-system-deps.sh redis-server
 
-demo: setup  ## one lab end to end (~30 s), a summary, what to try next
+demo: setup  ## one lab end to end (~40 s), a summary, what to try next
 	$(BIN)/lab demo
 
 test: setup  ## the whole test suite, lab checks included
