@@ -24,8 +24,8 @@ $(BIN)/lab: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-setup: $(BIN)/lab  ## create .venv, install the project, nginx and redis-server
-	@sh scripts/ensure-system-deps.sh redis-server
+setup: $(BIN)/lab  ## create .venv, install the project, nginx, redis-server and dnsmasq
+	@sh scripts/ensure-system-deps.sh redis-server dnsmasq
 
 demo: setup  ## one lab end to end (~40 s), a summary, what to try next
 	$(BIN)/lab demo
