@@ -8,7 +8,9 @@ bench/results.md and prints the same table.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import math
 import os
 import platform
 import re
@@ -19,10 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from labs.engine.errors import LabError
+from labs.engine.load.distributed import finish_load, start_load
+from labs.engine.load.driver import LoadFiles
+from labs.engine.model.catalog import get_lab
 from labs.engine.model.spec import (
     Lab,
     LoadSpec,
@@ -33,6 +39,7 @@ from labs.engine.model.spec import (
 )
 from labs.engine.runtime.processes import ProcessGroup
 from labs.engine.runtime.signals import interrupts_raise, run_interruptible
+from labs.engine.runtime.timings import RunTimings
 from labs.engine.topology import nginx
 from labs.engine.topology.local import LocalTopology
 from labs.engine.topology.ports import HOST, free_ports
@@ -40,6 +47,8 @@ from labs.engine.topology.ports import HOST, free_ports
 REPO = Path(__file__).resolve().parents[1]
 TRIVIAL = "trivial.py"
 CONNECTIONS = 64
+WORKERS = 4
+"""The most Locust workers the load ceiling tries (besides one process, 1 and 2)."""
 
 
 @dataclass
@@ -97,25 +106,34 @@ def wrk(url: str, seconds: float) -> Drive:
     return Drive(float(rate[1]), int(total[1]), cpu, p50_ms)
 
 
-def locust(url: str, seconds: float, processes: int, workdir: Path) -> Drive:
-    """What headless Locust (FastHttpUser) drives with `processes` workers."""
-    report = workdir / f"locust-{processes}"
-    argv = [
-        sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / TRIVIAL),
-        "--headless", "-u", str(CONNECTIONS), "-r", str(CONNECTIONS), "-t", f"{seconds:g}s",
-        "--host", url, "--only-summary", "--json-file", str(report),
-        "--exit-code-on-error", "0", "--loglevel", "ERROR",
-    ]  # fmt: skip
-    if processes > 1:
-        argv += ["--processes", str(processes)]
+def locust(url: str, seconds: float, workers: int, workdir: Path) -> Drive:
+    """What headless Locust (FastHttpUser) drives: one process (workers = 0) or a master
+    and `workers` workers, started as a lab's load is (labs.engine.load.distributed);
+    the CPU is every Locust process's, the master's included."""
+    files = LoadFiles(workdir / f"locust-{workers}")
+    load = LoadSpec(TRIVIAL, CONNECTIONS, CONNECTIONS, duration_s=max(1, round(seconds)))
+    group = ProcessGroup(f"bench-locust-{workers}-{int(time.time())}", files.directory)
     cpu = children_cpu_s()
-    subprocess.run(argv, capture_output=True, timeout=seconds + 60, check=True, cwd=REPO)
+    try:
+        run = start_load(group, load, url, files, workers)
+        deadline = time.monotonic() + seconds + 60
+        while run.alive():
+            if time.monotonic() > deadline:
+                raise LabError(f"Locust ({workers} workers) did not finish: {run.log_tail(3)}")
+            time.sleep(0.1)
+        asyncio.run(finish_load(group, run))
+    finally:
+        group.stop_all()
     cpu = children_cpu_s() - cpu
-    stats = json.loads(report.with_suffix(".json").read_text())
+    stats = json.loads(files.json.read_text())
     requests = sum(entry["num_requests"] for entry in stats)
     started = min(entry["start_time"] for entry in stats)
     ended = max(entry["last_request_timestamp"] for entry in stats)
     return Drive(requests / max(ended - started, 1e-9), requests, cpu)
+
+
+def locust_name(workers: int) -> str:
+    return "one process" if workers == 0 else f"master + {workers} worker(s)"
 
 
 def nginx_return_200(group: ProcessGroup, workdir: Path) -> str:
@@ -186,12 +204,17 @@ def gateway_lab(name: str, gateway_args: dict[str, object]) -> tuple[Lab, Varian
     return Lab("bench", "bench", "", REPO / "README.md", (variant,), ()), variant
 
 
-def policy_overhead(group: ProcessGroup, workdir: Path, seconds: float) -> list[Row]:
+def policy_overhead(
+    group: ProcessGroup, workdir: Path, seconds: float, rounds: int = 3
+) -> list[Row]:
     """The gateway with its whole policy stack against the gateway passing calls straight
-    through, alternated (A B A B) so drift on a shared machine hits both; medians."""
-    print(f"policy overhead through nginx -> gateway -> api ({seconds:g} s x 4) ...", flush=True)
+    through, alternated (A B A B ...) so drift on a shared machine hits both; medians."""
+    print(
+        f"policy overhead through nginx -> gateway -> api ({seconds:g} s x {2 * rounds}) ...",
+        flush=True,
+    )
     drives: dict[str, list[Drive]] = {"policy": [], "passthrough": []}
-    for round_ in range(2):
+    for round_ in range(rounds):
         for name, args in (("passthrough", PASSTHROUGH_ARGS), ("policy", POLICY_ARGS)):
             lab, variant = gateway_lab(name, args)
             topology = LocalTopology(lab, variant, group, workdir / f"{name}-{round_}")
@@ -204,9 +227,10 @@ def policy_overhead(group: ProcessGroup, workdir: Path, seconds: float) -> list[
     p50 = {n: statistics.median(d.p50_ms for d in ds) for n, ds in drives.items()}
     return [
         Row("wrk, gateway passing calls through (req/s)", f"{rps['passthrough']:,.0f}",
-            f"p50 {p50['passthrough']:.2f} ms; median of 2"),
+            f"p50 {p50['passthrough']:.2f} ms; median of {rounds}"),
         Row("wrk, gateway with timeout + bulkhead + breaker + retry (req/s)",
-            f"{rps['policy']:,.0f}", f"p50 {p50['policy']:.2f} ms; median of 2; all healthy"),
+            f"{rps['policy']:,.0f}",
+            f"p50 {p50['policy']:.2f} ms; median of {rounds}; all healthy"),
         Row("policy / passthrough throughput", f"{rps['policy'] / rps['passthrough']:.2f}",
             f"{goal(rps['policy'] / rps['passthrough'], at_least=0.9)}; p50 difference "
             f"{p50['policy'] - p50['passthrough']:+.2f} ms"),
@@ -238,10 +262,10 @@ def compose_ready() -> str | None:
     return None
 
 
-def time_check_all(workdir: Path) -> tuple[float, bool]:
+def time_check_all(workdir: Path, labs: Sequence[str] = ()) -> tuple[float, bool]:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "labs.engine.cli", "check", "--all",
+        [sys.executable, "-m", "labs.engine.cli", "check", *(labs or ["--all"]),
          "--results-dir", str(workdir / "results")],
         cwd=REPO, capture_output=True, text=True, timeout=3600,
         env={**os.environ, "LAB_STATE_DIR": str(workdir / "state")},
@@ -249,15 +273,47 @@ def time_check_all(workdir: Path) -> tuple[float, bool]:
     return time.monotonic() - started, result.returncode == 0
 
 
-def load_ceiling(group: ProcessGroup, workdir: Path, seconds: float) -> list[Row]:
-    """Locust against wrk on nginx -> api, then wrk on nginx alone."""
+def check_overhead(workdir: Path, labs: Sequence[str] = ()) -> list[Row]:
+    """`lab check --all` (or `labs`): its wall time over the seconds of load its runs
+    need, and where the rest goes, from every run's timings.json (see
+    labs/engine/runtime/timings.py)."""
+    seconds, passed = time_check_all(workdir, labs)
+    runs = {p: RunTimings(**json.loads(p.read_text()))
+            for p in sorted((workdir / "results").glob("*/*/timings.json"))}  # fmt: skip
+    load = sum(run.load_planned_s for run in runs.values())
+    phases: dict[str, float] = {}
+    for path, run in runs.items():
+        critical = run.critical(get_lab(path.parent.parent.name).parallel_variants)
+        for name, value in [*critical.items(), ("setup", run.setup_s), ("report", run.report_s)]:
+            phases[name] = phases.get(name, 0.0) + value
+    phases["between runs"] = seconds - sum(run.wall_s for run in runs.values())
+    phases["load"] = phases.get("load", 0.0) - load
+    ranked = sorted(phases.items(), key=lambda kv: -abs(kv[1]))
+    rest = ", ".join(f"{name} {value:.1f}" for name, value in ranked)
+    what = f"`lab check {' '.join(labs) or '--all'}`"
+    ratio = seconds / max(load, 1e-9)
+    return [
+        Row(f"{what}, local (s)", f"{seconds:.0f}", "all passed" if passed else "A CHECK FAILED"),
+        Row(f"{what} wall / seconds of load", f"{ratio:.2f}",
+            f"{goal(ratio, at_most=1.05)}; {load:g} s of load in {len(runs)} runs"),
+        Row(f"{what}: where the other {seconds - load:.0f} s go (s)", f"{seconds - load:.1f}",
+            f"{rest} (load: the load phases beyond their planned seconds)"),
+    ]  # fmt: skip
+
+
+def load_ceiling(
+    group: ProcessGroup, workdir: Path, seconds: float, workers: int = WORKERS
+) -> list[Row]:
+    """Locust (one process; a master and 1, 2, `workers` workers) against wrk on
+    nginx -> api, then wrk on nginx alone."""
     lab, variant = proxy_lab()
     topology = LocalTopology(lab, variant, group, workdir / "proxy")
     endpoints = run_interruptible(topology.start())
     try:
         print(f"load ceiling through nginx -> api ({seconds:g} s each) ...", flush=True)
         by_wrk = wrk(f"{endpoints.nginx_url}/work", seconds)
-        by_locust = {n: locust(endpoints.nginx_url, seconds, n, workdir) for n in (1, 2)}
+        counts = sorted({0, 1, 2, workers})
+        by_locust = {n: locust(endpoints.nginx_url, seconds, n, workdir) for n in counts}
     finally:
         topology.stop()
     best = max(by_locust, key=lambda n: by_locust[n].rps)
@@ -266,12 +322,12 @@ def load_ceiling(group: ProcessGroup, workdir: Path, seconds: float) -> list[Row
         Row("wrk, nginx -> api (req/s)", f"{by_wrk.rps:,.0f}",
             f"the api path's ceiling; wrk burns {by_wrk.cpu_us_per_request:.0f} us CPU/request"),
         *[
-            Row(f"Locust, {n} process(es), nginx -> api (req/s)", f"{d.rps:,.0f}",
+            Row(f"Locust, {locust_name(n)}, nginx -> api (req/s)", f"{d.rps:,.0f}",
                 f"Locust burns {d.cpu_us_per_request:.0f} us CPU/request")
             for n, d in by_locust.items()
         ],
         Row("Locust / wrk", f"{by_locust[best].rps / by_wrk.rps:.2f}",
-            f"best Locust ({best} process(es)); "
+            f"best Locust ({locust_name(best)}); "
             f"{goal(by_locust[best].rps / by_wrk.rps, at_least=0.8)}. On 2 cores the load "
             "generator and the api share the CPU: every us Locust spends is one the api cannot"),
         Row("wrk, nginx `return 200` (req/s)", f"{reference.rps:,.0f}", "the proxy's own ceiling"),
@@ -297,25 +353,65 @@ def time_to_first_result(workdir: Path, check_all: bool) -> list[Row]:
         rows.append(Row("`lab up`, compose topology", "n/a", f"no engine: {why_not}"))
     if check_all:
         print("lab check --all (several minutes) ...", flush=True)
-        seconds, passed = time_check_all(workdir)
-        rows.append(Row("`lab check --all`, local (s)", f"{seconds:.0f}",
-                        "all passed" if passed else "A CHECK FAILED"))  # fmt: skip
+        rows += check_overhead(workdir)
     return rows
+
+
+def simulations() -> list[Row]:
+    """`lab simulate`'s models (labs/simulate): the issue's sizes against their time goals,
+    and how the retries model's cost grows with N (log-log slope over N = 250..2000)."""
+    from dataclasses import replace
+
+    from labs.simulate import overload, retries
+    from labs.simulate.overload_lab import lab_params
+
+    print("simulations: overload at 10,000/s for 60 s, retries at N = 1,000 ...", flush=True)
+    broken = lab_params()["broken"]
+    scale = 10_000 / broken.rate_per_s
+    big = replace(broken, rate_per_s=10_000, workers=round(broken.workers * scale), arrivals_s=60)
+    started = time.perf_counter()
+    run = overload.simulate(big)
+    overload_s = time.perf_counter() - started
+    started = time.perf_counter()
+    retries.sweep(retries.STRATEGIES, [1000], 10)
+    retries_s = time.perf_counter() - started
+    growth = []
+    for strategy in ("none", "full-jitter"):
+        sizes = (250, 500, 1000, 2000)
+        seconds = []
+        for n in sizes:
+            started = time.perf_counter()
+            retries.simulate(strategy, n, 1)
+            seconds.append(time.perf_counter() - started)
+        slope = statistics.linear_regression(
+            [math.log(n) for n in sizes], [math.log(s) for s in seconds]
+        ).slope
+        growth.append(f"{strategy} ~N^{slope:.1f} ({seconds[-1]:.2f} s at N = 2,000)")
+    return [
+        Row("`lab simulate overload`, 10,000/s for 60 s (s)", f"{overload_s:.1f}",
+            f"{goal(overload_s, at_most=10)}; {run.requests:,} requests, {run.attempts:,} "
+            f"attempts ({big.workers:,} workers x {big.work_ms:g} ms, {run.verdict})"),
+        Row("`lab simulate retries`, N = 1,000, 5 strategies x 10 runs (s)", f"{retries_s:.1f}",
+            f"{goal(retries_s, at_most=60)}; one run's time grows as {', '.join(growth)}"),
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--seconds", type=float, default=10, help="length of each load run")
     parser.add_argument("--skip-check-all", action="store_true", help="skip `lab check --all`")
+    parser.add_argument("--locust-workers", type=int, default=WORKERS, metavar="N",
+                        help=f"most Locust workers the load ceiling tries ({WORKERS})")  # fmt: skip
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results.md")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="lab-bench-"))
     group = ProcessGroup(f"bench-{int(time.time())}", workdir)
     try:
         with interrupts_raise():
-            rows = load_ceiling(group, workdir, args.seconds)
+            rows = load_ceiling(group, workdir, args.seconds, args.locust_workers)
             rows += policy_overhead(group, workdir, args.seconds)
             rows += time_to_first_result(workdir, not args.skip_check_all)
+            rows += simulations()
     except LabError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2

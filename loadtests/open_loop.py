@@ -34,6 +34,10 @@ Environment (all optional):
   LAB_THROTTLE_WINDOW_S  the sliding window (default 2)
   LAB_SEED               seed of the arrivals and the throttle's draws (default 1)
 
+With Locust workers (`--locust-workers N`: the engine sets LAB_LOCUST_WORKERS and each
+worker's LAB_LOCUST_WORKER) every worker runs one arrival source at LAB_RATE / N, with
+LAB_MAX_IN_FLIGHT / N in flight at most and its own seed: the total is unchanged.
+
 By hand, with the web UI (one user: it is the whole arrival process):
   locust -f loadtests/open_loop.py --host http://127.0.0.1:PORT -u 1 -r 1
 """
@@ -49,20 +53,26 @@ import gevent.pool
 from locust import FastHttpUser, events, task
 from locust.env import Environment
 from locust.exception import StopUser
+from locust.rpc import Message
+from locust.runners import MasterRunner, WorkerRunner
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_none, wait_random
 
 from loadtests import recorder  # records every attempt for the engine
 from loadtests.admission import AdaptiveThrottle, Arrivals, RetryBudget
 
-RATE = float(os.environ.get("LAB_RATE", "50"))
+USERS_PER_WORKER = True
+"""Each Locust worker gets the lab's users (one arrival source) and a share of the rate."""
+WORKERS = max(1, int(os.environ.get("LAB_LOCUST_WORKERS") or 1))
+WORKER = int(os.environ.get("LAB_LOCUST_WORKER") or 0)
+RATE = float(os.environ.get("LAB_RATE", "50")) / WORKERS
 ARRIVALS_S = float(os.environ.get("LAB_ARRIVALS_S", "20"))
-MAX_IN_FLIGHT = int(os.environ.get("LAB_MAX_IN_FLIGHT", "2000"))
+MAX_IN_FLIGHT = max(1, int(os.environ.get("LAB_MAX_IN_FLIGHT", "2000")) // WORKERS)
 PATH = os.environ.get("LAB_PATH", "/work")
 RETRY_NAME = f"{PATH} (client retry)"
 TIMEOUT_S = float(os.environ.get("LAB_CLIENT_TIMEOUT_S", "1.0"))
 ATTEMPTS = int(os.environ.get("LAB_CLIENT_ATTEMPTS", "1"))
 BACKOFF_S = float(os.environ.get("LAB_CLIENT_BACKOFF_S", "0"))
-SEED = int(os.environ.get("LAB_SEED", "1"))
+SEED = int(os.environ.get("LAB_SEED", "1")) + 1000 * WORKER
 BUDGET = RetryBudget() if os.environ.get("LAB_RETRY_BUDGET", "off") == "on" else None
 THROTTLE = (
     AdaptiveThrottle(
@@ -93,6 +103,8 @@ class Logical:
 
 _logical: list[Logical] = []
 _environment: list[Environment] = []
+_done_workers: set[int] = set()
+DONE_MESSAGE = "lab_arrivals_done"
 
 
 class OpenLoop(FastHttpUser):
@@ -116,7 +128,7 @@ class OpenLoop(FastHttpUser):
             in_flight.spawn(self._request, record)
         in_flight.join()
         if self.environment.parsed_options and self.environment.parsed_options.headless:
-            gevent.spawn(_stop)  # a lab's run ends here; in the web UI the user just stops
+            _arrivals_done(self.environment)  # a lab's run ends here; in the web UI the user stops
         raise StopUser()
 
     def _request(self, record: Logical) -> None:
@@ -160,6 +172,24 @@ def _should_retry(state: RetryCallState) -> bool:
 @events.init.add_listener
 def _keep_environment(environment: Environment, **_kw) -> None:
     _environment.append(environment)
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(DONE_MESSAGE, _worker_done)
+
+
+def _arrivals_done(environment: Environment) -> None:
+    """One process: stop the run. A worker: tell the master, which stops the run once
+    every worker's arrivals are over (a worker that quit alone would make the master
+    hand its user to another worker, which would start a schedule of its own)."""
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.send_message(DONE_MESSAGE, WORKER)
+    else:
+        gevent.spawn(_stop)
+
+
+def _worker_done(environment: Environment, msg: Message, **_kw) -> None:
+    _done_workers.add(msg.data)
+    if len(_done_workers) >= WORKERS and environment.parsed_options.headless:
+        gevent.spawn(_stop)
 
 
 def _stop() -> None:

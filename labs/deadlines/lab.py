@@ -1,4 +1,5 @@
-"""deadlines: what each timeout design costs across three hops when a dependency turns slow.
+"""deadlines: what each timeout design costs across three hops when a dependency turns slow,
+and what hedged requests (within a budget) do for a slow tail.
 
 The lab's verdicts over the typed numbers (`DeadlineNumbers`), its plots, and `LAB`. The
 story and the variants are in scenario.py, the numbers in measure.py, the exercise in
@@ -12,9 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from labs.deadlines.exercise import EXERCISE
+from labs.deadlines.hedging import HedgeNumbers
 from labs.deadlines.measure import WORK_LOG, DeadlineNumbers, derive
 from labs.deadlines.scenario import (
+    BUDGET_BAND_PCT,
+    HEDGE_BUDGET_RATIO,
+    HEDGE_DELAY_MS,
+    HEDGE_EXTRA_AT_MOST_PCT,
+    HEDGE_P99_AT_MOST,
     LEAD_S,
+    MIN_HEDGE_REQUESTS,
     MIN_REQUESTS,
     MIN_USEFUL_WORK_S,
     PILE_UP_FACTOR,
@@ -101,16 +109,69 @@ def catalog_piles_up(broken: str, fixed: str, factor: float, min_requests: int) 
     return Check(name, evaluate, (broken, fixed), measure=ratio)
 
 
+def hedging_cuts_the_tail(
+    hedged: str, unhedged: str, at_most: float, extra_pct: float, min_requests: int
+) -> Check:
+    """In the tail phase `hedged`'s p99 is <= at_most x `unhedged`'s, for <= extra_pct
+    extra api requests (counted by the api replicas themselves)."""
+
+    def ratio(results: Results) -> float:
+        good, bad = (results[v].numbers(HedgeNumbers).tail.p99_ms for v in (hedged, unhedged))
+        return good / bad if bad else math.inf
+
+    def evaluate(results: Results) -> tuple[bool, str]:
+        good, bad = (results[v].numbers(HedgeNumbers).tail for v in (hedged, unhedged))
+        enough = min(good.requests, bad.requests) >= min_requests
+        passed = ratio(results) <= at_most and good.extra_pct <= extra_pct and enough
+        return passed, (
+            f"p99 with a slow tail: {hedged} {good.p99_ms:,.0f} ms ({good.requests} requests) "
+            f"vs {unhedged} {bad.p99_ms:,.0f} ms ({bad.requests}) ({ratio(results):.2f} x), "
+            f"{hedged} sent {good.extra_pct:.1f} % extra api requests ({good.api_requests} "
+            f"reached the api); expected <= {at_most:g} x and <= {extra_pct:g} % extra over "
+            f">= {min_requests} requests each"
+        )
+
+    name = f"{hedged}_p99_at_most_{at_most:g}x_{unhedged}".replace("-", "_").replace(".", "_")
+    return Check(name, evaluate, (hedged, unhedged), measure=ratio)
+
+
+def budget_caps_hedges(variant: str, band_pct: tuple[float, float]) -> Check:
+    """When every replica is slow, `variant` sends extra api requests within band_pct:
+    about its budget, although every request outlives the hedge delay."""
+
+    def extra(results: Results) -> float:
+        return results[variant].numbers(HedgeNumbers).all_slow.extra_pct
+
+    def evaluate(results: Results) -> tuple[bool, str]:
+        n = results[variant].numbers(HedgeNumbers)
+        slow, low, high = n.all_slow, *band_pct
+        return low <= slow.extra_pct <= high, (
+            f"{variant}, every replica slow: {slow.extra_pct:.1f} % extra api requests "
+            f"({slow.api_requests} reached the api for {slow.requests} client requests) while "
+            f"{slow.over_delay_pct:.0f} % of requests outlived the {HEDGE_DELAY_MS} ms hedge "
+            f"delay; the gateway denied {n.hedges_denied} hedges; expected {low:g} .. "
+            f"{high:g} % (a {HEDGE_BUDGET_RATIO:.0%} budget)"
+        )
+
+    name = f"{variant}_hedges_within_budget_when_all_slow".replace("-", "_")
+    return Check(name, evaluate, (variant,), measure=extra)
+
+
 CHECKS = (
     load_before_fault(LEAD_S),
     wastes_work("per-hop", WASTED_AT_LEAST_PCT),
     wastes_little("deadline", WASTED_AT_MOST_PCT, MIN_USEFUL_WORK_S),
     catalog_piles_up("no-timeouts", "deadline", PILE_UP_FACTOR, MIN_REQUESTS),
+    hedging_cuts_the_tail(
+        "hedged", "unhedged", HEDGE_P99_AT_MOST, HEDGE_EXTRA_AT_MOST_PCT, MIN_HEDGE_REQUESTS
+    ),
+    budget_caps_hedges("hedged", BUDGET_BAND_PCT),
 )
 
 
 def in_flight_lines(result: VariantResult) -> Series:
-    return result.numbers(DeadlineNumbers).in_flight
+    derived = result.derived
+    return derived.in_flight if isinstance(derived, DeadlineNumbers) else {}
 
 
 def latency_lines(result: VariantResult) -> Series:
@@ -132,6 +193,9 @@ LAB = Lab(
         "extra.checkout_slow_p99_ms",
         "extra.checkout_slow_gave_up",
         "extra.api_shed",
+        "extra.tail_p99_ms",
+        "extra.tail_extra_pct",
+        "extra.all_slow_extra_pct",
     ),
     sample_interval_s=0.25,
     derive=derive,

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from labs.deadlines.hedging import HedgeNumbers, derive_hedged
+from labs.deadlines.scenario import HEDGE_VARIANTS
 from labs.engine.analysis.metrics import Request, VariantResult, is_success, percentile
 from labs.engine.analysis.stats import items, mapping, number, service_stats, whole
 from labs.engine.analysis.windows import Window, fault_windows
@@ -24,11 +26,12 @@ from labs.engine.model.spec import Collect, DeriveContext
 
 CALLS_FILE = "calls.csv"
 """Written by loadtests/deadlines.py: request_id, path, start_s, end_s, status."""
-WORK_LOG = Collect("api", "/admin/worklog", "worklog.json")
+WORK_LOG = Collect("api", "/admin/worklog", "worklog.json", optional=True)
 """The api's work log: {"entries": [[request_id, start_epoch_s, end_epoch_s], ...]}."""
 HOPS = ("edge", "orders", "api")
 """Whose calls in flight are plotted: each gateway's, and the api's (queued + working)."""
 
+HEDGE_NAMES = frozenset(v.name for v in HEDGE_VARIANTS)
 Line = tuple[tuple[float, ...], tuple[float, ...]]
 
 
@@ -151,7 +154,13 @@ def budget_exhausted(result: VariantResult) -> int:
     return total
 
 
-def derive(ctx: DeriveContext) -> DeadlineNumbers:
+def derive(ctx: DeriveContext) -> DeadlineNumbers | HedgeNumbers:
+    if ctx.variant.name in HEDGE_NAMES:
+        return derive_hedged(ctx)
+    return derive_deadlines(ctx)
+
+
+def derive_deadlines(ctx: DeriveContext) -> DeadlineNumbers:
     result, origin = ctx.result, ctx.result.origin_s
     slow = slow_window(result)
     checkout = _started_in(ctx.requests, "/checkout", slow, origin)

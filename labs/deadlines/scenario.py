@@ -18,6 +18,11 @@ SLOW_FACTOR times, so requests queue there. The catalog is never touched.
   margin for the way back, fails fast with too little left and stops retrying at the
   deadline; the api sheds queued work that could not finish in time.
 
+A second pair on its own topology (nginx -> gateway -> api x 2), a slow tail on the api:
+- `unhedged`: each call waits its own copy out; `hedged`: a second copy to the other
+  replica after HEDGE_DELAY_MS, first answer wins, hedges within a budget -- which matters
+  once every replica turns slow.
+
 The constants and the variants; it imports only the engine.
 """
 
@@ -198,3 +203,92 @@ DEADLINE = replace(
     twin="per-hop",
 )
 VARIANTS = (NO_TIMEOUTS, PER_HOP, DEADLINE)
+
+# Hedged requests: nginx -> gateway -> api x API_REPLICAS, every api request
+# TAIL_LATENCY_MS x TAIL_FACTOR with probability TAIL_RATE (a slow tail), then from
+# ALL_SLOW_AT_S every request TAIL_FACTOR x slower on every replica (an overload).
+API_REPLICAS = 2
+TAIL_LATENCY_MS, TAIL_RATE, TAIL_FACTOR = 20, 0.05, 25
+HEDGE_DELAY_MS = 60
+"""Past the fast requests' p95 (20 ms of work plus two proxies, on a busy machine too),
+well below the tail."""
+HEDGE_BUDGET_RATIO, HEDGE_BUDGET_TOKENS = 0.1, 10
+ALL_SLOW_SETTLE_S = 1.0
+"""The all-slow phase is measured from this long after the fault: the bucket's saved
+tokens (at most HEDGE_BUDGET_TOKENS hedges) are spent by then."""
+ALL_SLOW_AT_S, HEDGE_DURATION_S = 9.0, 16
+HEDGE_USERS, HEDGE_THINK_S = 30, (0.1, 0.3)
+HEDGE_P99_AT_MOST = 0.3
+"""hedged's p99 in the tail phase <= this x unhedged's."""
+HEDGE_EXTRA_AT_MOST_PCT = 10.0
+"""Extra api requests (api arrivals over client requests) in the tail phase."""
+BUDGET_BAND_PCT = (5.0, 13.0)
+"""Extra api requests in the all-slow phase, once the bucket's saved tokens are spent:
+about HEDGE_BUDGET_RATIO, where every request outlives the delay."""
+MIN_HEDGE_REQUESTS = 500
+"""Client requests each tail phase needs for its p99 to mean something."""
+
+HEDGE_API = ServiceSpec(
+    "api",
+    module="services.api",
+    replicas=API_REPLICAS,
+    args={"latency-ms": TAIL_LATENCY_MS, "tail-rate": TAIL_RATE, "tail-factor": TAIL_FACTOR},
+)
+HEDGE_GATEWAY_BASE: dict[str, object] = {
+    "seed": 7,
+    "retry-strategy": "none",
+    "retry-deadline": 5.0,
+    "hedge": "off",
+    "hedge-delay-ms": HEDGE_DELAY_MS,
+    "hedge-budget": "on",
+    "hedge-budget-ratio": HEDGE_BUDGET_RATIO,
+    "hedge-budget-tokens": HEDGE_BUDGET_TOKENS,
+}
+
+
+def gateway(*settings: Mapping[str, object]) -> ServiceSpec:
+    args = dict(HEDGE_GATEWAY_BASE)
+    for part in settings:
+        args.update(part)
+    return ServiceSpec(
+        "gateway", module="services.gateway", args=args, depends_on={"api-url": "api"}
+    )
+
+
+UNHEDGED = Variant(
+    name="unhedged",
+    summary=f"{TAIL_RATE:.0%} of api requests {TAIL_FACTOR}x slower "
+    f"({TAIL_LATENCY_MS * TAIL_FACTOR} ms), then every one: each call waits its own copy out",
+    nginx=NginxSpec(upstream=Upstream(keepalive=32), backend="gateway"),
+    services=(HEDGE_API, gateway()),
+    load=LoadSpec(
+        locustfile="deadlines.py",
+        users=HEDGE_USERS,
+        spawn_rate=HEDGE_USERS,
+        duration_s=HEDGE_DURATION_S,
+        env={
+            "LAB_ENDPOINTS": f"/work:{HEDGE_USERS}",
+            "LAB_THINK_MIN_S": str(HEDGE_THINK_S[0]),
+            "LAB_THINK_MAX_S": str(HEDGE_THINK_S[1]),
+        },
+    ),
+    faults=(
+        FaultStep(
+            ALL_SLOW_AT_S,
+            "api",
+            {"latency_ms": TAIL_LATENCY_MS * TAIL_FACTOR, "tail_rate": 0},
+            label="all slow",
+        ),
+    ),
+    twin="hedged",
+)
+HEDGED = replace(
+    UNHEDGED,
+    name="hedged",
+    summary=f"a second copy to the other replica after {HEDGE_DELAY_MS} ms, first answer "
+    f"wins; hedges within {HEDGE_BUDGET_RATIO:.0%} of calls (a token bucket)",
+    services=(HEDGE_API, gateway({"hedge": "on"})),
+    twin="unhedged",
+)
+HEDGE_VARIANTS = (UNHEDGED, HEDGED)
+VARIANTS = (*VARIANTS, *HEDGE_VARIANTS)

@@ -17,15 +17,22 @@ from labs.engine.analysis.stats import number
 from labs.engine.errors import LabError
 from labs.engine.live import server as live
 from labs.engine.load.collect import collect_files, collect_stats, replica_urls, sample_stats
-from labs.engine.load.driver import LoadFiles, Progress, read_progress, start_locust
+from labs.engine.load.distributed import (
+    LocustRun,
+    finish_load,
+    start_load,
+    wait_until_spawning,
+)
+from labs.engine.load.driver import LoadFiles, Progress, read_progress
 from labs.engine.load.scrape import SCRAPE_INTERVAL_S, scrape_metrics
 from labs.engine.model.spec import DeriveContext, Lab, Variant
 from labs.engine.model.verdicts import CheckResult, all_ok, judge
 from labs.engine.reporting import report
-from labs.engine.runtime.processes import Child, ProcessGroup
+from labs.engine.runtime.processes import ProcessGroup
 from labs.engine.runtime.signals import Interrupted, interrupts_raise, run_interruptible
 from labs.engine.runtime.state import new_run_id, registered_run
 from labs.engine.runtime.sweep import sweep_stale_runs
+from labs.engine.runtime.timings import RunTimings, Stopwatch, split_load
 from labs.engine.topology import nginx
 from labs.engine.topology.base import (
     TopologyKind,
@@ -34,9 +41,14 @@ from labs.engine.topology.base import (
     release,
 )
 from labs.engine.topology.faults import apply_faults
+from labs.engine.topology.steering import Steering, run_controller
 
 LOCUST_GRACE_S = 30.0
 """How long past its duration Locust may take (start-up, stop timeout, writing files)."""
+LOAD_POLL_S = 0.1
+"""How often the runner looks whether Locust has exited."""
+PROGRESS_EVERY_S = 0.25
+"""How often the progress line re-reads Locust's CSVs (they grow with the run)."""
 
 ProgressCallback = Callable[[str, float, float, Progress | None], None]
 
@@ -52,6 +64,8 @@ class RunOptions:
     live: Callable[[str, str], None] | None = None
     """`lab run --live`: serve each variant's dashboard while it runs and call this
     with (variant, URL) once it is up."""
+    locust_workers: int = 0
+    """`--locust-workers N`: Locust as a master and N worker processes (0: one process)."""
 
 
 @dataclass
@@ -60,6 +74,8 @@ class RunOutcome:
     results: dict[str, VariantResult]
     checks: list[CheckResult]
     results_dir: Path
+    timings: RunTimings | None = None
+    """Where the wall time went (also in timings.json)."""
 
     @property
     def passed(self) -> bool:
@@ -103,6 +119,7 @@ def shortened(variants: Sequence[Variant], duration_s: float | None) -> str:
 def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
     """Run the lab's variants one after another. Every process started here is
     stopped before this returns or raises, including on SIGINT and SIGTERM."""
+    started = time.monotonic()
     variants = select_variants(lab, options.variants)
     unjudged = shortened(variants, options.duration_s)
     if options.duration_s is not None:
@@ -114,10 +131,12 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
     run_id = new_run_id(lab.name)
     results_dir = report.create_results_dir(options.results_root, lab.name)
     group = ProcessGroup(run_id, results_dir / "logs")
+    watches = {variant.name: Stopwatch() for variant in variants}
+    setup_s = time.monotonic() - started
     with interrupts_raise(), registered_run(run_id, lab.name, "run"):
         try:
             results = run_interruptible(
-                _run_variants(lab, variants, group, results_dir, options),
+                _run_variants(lab, variants, group, results_dir, options, watches),
                 on_signal=lambda _signum: stopping(group),
             )
         except Interrupted:
@@ -126,9 +145,19 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
         finally:
             group.stop_all()
             release(options.topology, run_id)
+    reporting = time.monotonic()
     checks = judge(lab, results, unjudged)
     outcome = RunOutcome(lab, results, checks, results_dir)
     report.write(outcome.to_dict(), lab, results_dir, results, checks)
+    each = [v.load.duration_s for v in variants]
+    outcome.timings = RunTimings(
+        wall_s=time.monotonic() - started,
+        setup_s=setup_s,
+        report_s=time.monotonic() - reporting,
+        load_planned_s=max(each) if lab.parallel_variants else sum(each),
+        variants={name: dict(watch.seconds) for name, watch in watches.items()},
+    )
+    outcome.timings.write(results_dir / "timings.json")
     return outcome
 
 
@@ -142,10 +171,17 @@ def stopping(group: ProcessGroup) -> None:
 
 
 async def _run_variants(
-    lab: Lab, variants: list[Variant], group: ProcessGroup, results_dir: Path, options: RunOptions
+    lab: Lab,
+    variants: list[Variant],
+    group: ProcessGroup,
+    results_dir: Path,
+    options: RunOptions,
+    watches: Mapping[str, Stopwatch],
 ) -> dict[str, VariantResult]:
     async def one(variant: Variant) -> VariantResult:
-        result = await run_variant(lab, variant, group, results_dir / variant.name, options)
+        out_dir = results_dir / variant.name
+        watch = watches[variant.name]
+        result = await run_variant(lab, variant, group, out_dir, options, watch)
         if options.variant_done:
             options.variant_done(result)
         return result
@@ -157,8 +193,14 @@ async def _run_variants(
 
 
 async def run_variant(
-    lab: Lab, variant: Variant, group: ProcessGroup, out_dir: Path, options: RunOptions
+    lab: Lab,
+    variant: Variant,
+    group: ProcessGroup,
+    out_dir: Path,
+    options: RunOptions,
+    watch: Stopwatch | None = None,
 ) -> VariantResult:
+    watch = watch or Stopwatch()
     topology = make_topology(options.topology, lab, variant, group, out_dir)
     files = LoadFiles(out_dir)
     events: list[dict[str, object]] = []
@@ -166,17 +208,23 @@ async def run_variant(
     scrapes: list[dict[str, object]] = []
     dashboard: live.Dashboard | None = None
     try:
-        endpoints = await topology.start()
+        with watch.phase("start"):
+            endpoints = await topology.start()
         if options.live:
             title = f"{lab.name} / {variant.name}"
             dashboard = await live.serve_dashboard(
                 topology, variant, endpoints, events, title, client=lambda: _totals(files)
             )
             options.live(variant.name, dashboard.url)
-        locust = start_locust(group, variant.load, endpoints.nginx_url, files)
+        load_started = time.time()
+        locust = start_load(group, variant.load, endpoints.nginx_url, files, options.locust_workers)
+        await wait_until_spawning(locust)
         background = [
             asyncio.create_task(apply_faults(variant.faults, endpoints, events, topology))
         ]
+        if variant.controller:
+            steering = Steering(topology, endpoints, events)
+            background.append(asyncio.create_task(run_controller(variant.controller, steering)))
         if lab.sample_interval_s:
             background.append(
                 asyncio.create_task(sample_stats(endpoints, lab.sample_interval_s, samples))
@@ -187,17 +235,34 @@ async def run_variant(
         )
         try:
             await wait_for_load(locust, variant, files, options)
+            await finish_load(group, locust)
+            load_ended = time.time()
+            if not files.events.exists():
+                raise LabError(
+                    f"locust wrote no records in variant {variant.name}: "
+                    f"{locust.log_tail(3) or 'no output'}"
+                )
         finally:
+            collecting = time.monotonic()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
         final_stats = await collect_stats(endpoints)
         await collect_files(lab.collect, endpoints, out_dir)
+        watch.add("collect", time.monotonic() - collecting)
     finally:
         if dashboard is not None:
             await dashboard.stop()
-        topology.stop()
-    result = measure(variant, files, out_dir, Recorded(events, samples, scrapes, final_stats))
+        with watch.phase("stop"):
+            topology.stop()
+    with watch.phase("measure"):
+        result = measure(variant, files, out_dir, Recorded(events, samples, scrapes, final_stats))
+        split_load(watch, load_started, load_ended, result.raw_requests)
+        return derived(lab, variant, result, out_dir)
+
+
+def derived(lab: Lab, variant: Variant, result: VariantResult, out_dir: Path) -> VariantResult:
+    """The result with the lab's own numbers from its `derive` hook (if any)."""
     if not lab.derive:
         return result
     numbers = lab.derive(DeriveContext(variant, result, result.raw_requests, out_dir))
@@ -218,20 +283,22 @@ class Recorded:
 
 
 async def wait_for_load(
-    locust: Child, variant: Variant, files: LoadFiles, options: RunOptions
+    locust: LocustRun, variant: Variant, files: LoadFiles, options: RunOptions
 ) -> None:
     started = time.monotonic()
     limit = variant.load.duration_s + LOCUST_GRACE_S
+    shown = -PROGRESS_EVERY_S
     while locust.alive():
         elapsed = time.monotonic() - started
-        if options.progress:
+        if options.progress and elapsed - shown >= PROGRESS_EVERY_S:
+            shown = elapsed
             options.progress(variant.name, elapsed, variant.load.duration_s, read_progress(files))
         if elapsed > limit:
             raise LabError(f"locust did not finish within {limit:g} s ({variant.name})")
-        await asyncio.sleep(0.25)
-    if locust.process.returncode != 0 or not files.events.exists():
+        await asyncio.sleep(LOAD_POLL_S)
+    if locust.returncode != 0:
         raise LabError(
-            f"locust failed in variant {variant.name} (exit {locust.process.returncode}): "
+            f"locust failed in variant {variant.name} (exit {locust.returncode}): "
             f"{locust.log_tail(3) or 'no output'}"
         )
 

@@ -13,17 +13,21 @@ from pathlib import Path
 
 from labs.engine.analysis.metrics import VariantResult
 from labs.engine.model.checks import load_before_fault
-from labs.engine.model.spec import Check, Lab, Plot, Series
+from labs.engine.model.spec import Check, Lab, Plot, Series, Table
 from labs.overload.exercise import EXERCISE
 from labs.overload.measure import OverloadNumbers, derive
 from labs.overload.scenario import (
     BUSY,
+    CAPACITY_PER_S,
+    FACTOR,
     LEAD_S,
     MIN_BEFORE,
     RATE_TOLERANCE,
     RECOVERED,
     RECOVERY_S,
     STAYS_DOWN,
+    THROTTLE_K,
+    THROTTLE_SLACK,
     VARIANTS,
 )
 
@@ -72,6 +76,28 @@ def recovers(variant: str) -> Check:
     )
 
 
+def throttles(variant: str) -> Check:
+    """Attempts reaching the backend during the overload <= THROTTLE_K x (1 + slack) x
+    the attempts it accepted."""
+    at_most = THROTTLE_K * (1 + THROTTLE_SLACK)
+
+    def evaluate(results: Results) -> tuple[bool, str]:
+        n = _numbers(results, variant)
+        return n.throttled(at_most), (
+            f"{variant}: {n.overload_attempts:,} attempts reached the backend from the "
+            f"trigger's start to {RECOVERY_S:g} s after its end, {n.overload_accepts:,} of them "
+            f"accepted: {n.attempts_per_accept:g} per accept; expected <= {at_most:g} "
+            f"(K = {THROTTLE_K:g} + {100 * THROTTLE_SLACK:g} %)"
+        )
+
+    return Check(
+        f"{variant}_sends_at_most_{at_most:g}x_its_accepts".replace("-", "_").replace(".", "_"),
+        evaluate,
+        (variant,),
+        measure=lambda results: _numbers(results, variant).attempts_per_accept,
+    )
+
+
 def open_loop(variant: str) -> Check:
     """The offered rate holds while the answers slow down: the load is open-loop."""
 
@@ -104,6 +130,8 @@ CHECKS = (
     recovers("retry-budget"),
     recovers("client-throttling"),
     recovers("bounded-queue"),
+    recovers("adaptive-limit"),
+    throttles("client-throttling"),
 )
 
 
@@ -112,6 +140,34 @@ CHECKS = (
 
 def rates(result: VariantResult) -> Series:
     return result.numbers(OverloadNumbers).series
+
+
+def gateway_limit(result: VariantResult) -> Series:
+    """The same one label for every variant (one overlaid panel); empty without a gateway."""
+    return {"gateway limit": result.numbers(OverloadNumbers).limit.over_time}
+
+
+SAME_SYSTEM = ("broken", "short-trigger", "low-load")
+"""The variants without a fix: only the trigger's length or the load differ."""
+
+
+def hysteresis(results: Results) -> list[tuple[str, ...]]:
+    """One row per variant that ran: trigger length, load, fix, and the outcome."""
+    rows = []
+    for name in (v.name for v in VARIANTS if v.name in results):
+        n = results[name].numbers(OverloadNumbers)
+        rows.append(
+            (
+                name,
+                f"{n.trigger_end_s - n.trigger_start_s:.1f}",
+                f"{n.before.arrivals_per_s:g} ({n.target_rate_per_s:g})",
+                "none" if name in SAME_SYSTEM else name,
+                f"{n.goodput_before_per_s:g} -> {n.goodput_after_per_s:g}",
+                f"{100 * n.goodput_ratio:.0f} %",
+                "yes" if n.goodput_ratio >= RECOVERED else "NO",
+            )
+        )
+    return rows
 
 
 LAB = Lab(
@@ -131,6 +187,7 @@ LAB = Lab(
         "extra.attempts",
         "extra.api_late",
         "extra.api_queue_max",
+        "extra.attempts_per_accept",
     ),
     derive=derive,
     exercise=EXERCISE,
@@ -139,6 +196,26 @@ LAB = Lab(
             "New requests, attempts sent, api throughput and goodput per second",
             "per second",
             rates,
+        ),
+        Plot("The gateway's adaptive concurrency limit (100 ms)", "calls", gateway_limit, "step"),
+    ),
+    tables=(
+        Table(
+            "Hysteresis: trigger length and load vs outcome (this run)",
+            (
+                "variant",
+                "trigger (s, measured)",
+                "new requests/s before (target)",
+                "fix",
+                "goodput/s before -> after",
+                "after / before (share of new requests)",
+                f"recovered (>= {100 * RECOVERED:g} %)",
+            ),
+            hysteresis,
+            note=f"Work x{FACTOR:g} during the trigger (capacity {CAPACITY_PER_S:g}/s -> "
+            f"{CAPACITY_PER_S / FACTOR:g}/s); 'after' starts {RECOVERY_S:g} s after the trigger "
+            "ends. The same system recovers from a short trigger or at a low load, and stays "
+            "down from a long one at the normal load, unless a fix breaks the loop.",
         ),
     ),
 )

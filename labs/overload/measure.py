@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labs.engine.analysis.metrics import VariantResult, percentile
-from labs.engine.analysis.stats import bucket_counts, mapping, number, service_stats, whole
+from labs.engine.analysis.stats import (
+    bucket_counts,
+    items,
+    mapping,
+    number,
+    service_stats,
+    whole,
+)
 from labs.engine.analysis.windows import Window, fault_windows
 from labs.engine.load.driver import CLIENT_RETRY_SUFFIX
 from labs.engine.model.spec import DeriveContext
@@ -69,6 +76,23 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class LimitNumbers:
+    """The gateway's adaptive concurrency limit (zeros: the variant has no gateway)."""
+
+    initial: int
+    lowest: int
+    highest: int
+    final: int
+    admitted: int
+    rejected: int
+    """Calls refused at once with 503: they never reached the api."""
+    during_mean: float
+    """The limit's mean over the trigger (NaN: no gateway)."""
+    over_time: Line
+    """(seconds since the first request, the limit at the end of each 100 ms)."""
+
+
+@dataclass(frozen=True)
 class OverloadNumbers:
     """A variant's numbers (field order = results.json's `extra`)."""
 
@@ -104,6 +128,15 @@ class OverloadNumbers:
     """Finished after the client's timeout: work nobody waited for."""
     api_shed: Mapping[str, int]
     api_queue_max: int
+    overload_attempts: int
+    """Attempts sent from the trigger's start to RECOVERY_S after its end: what reached
+    nginx and the api (a request the client throttled locally is not sent)."""
+    overload_accepts: int
+    """Of those, the ones the backend accepted: answered in time, not 5xx or 429 (the
+    client throttle's own definition, loadtests/admission.py)."""
+    attempts_per_accept: float
+    """overload_attempts / overload_accepts (NaN: nothing accepted)."""
+    limit: LimitNumbers
     series: Mapping[str, Line]
 
     def stays_down(self, at_most: float, busy: float) -> bool:
@@ -114,6 +147,10 @@ class OverloadNumbers:
         """Goodput after >= at_least x before, over >= min_before requests before."""
         enough = self.goodput_before_per_s * self.before_s >= min_before
         return self.goodput_ratio >= at_least and enough
+
+    def throttled(self, at_most: float) -> bool:
+        """Attempts reaching the backend during the overload <= at_most x its accepts."""
+        return self.attempts_per_accept <= at_most
 
     def open_loop(self, tolerance: float) -> bool:
         return self.offered_error <= tolerance
@@ -228,6 +265,34 @@ def windows(result: VariantResult, arrivals_end_s: float) -> tuple[Window, Windo
     )
 
 
+def accepted(status: int) -> bool:
+    """An attempt the backend accepted, as the client throttle counts it."""
+    return 0 < status < 500 and status != 429
+
+
+def limit_numbers(result: VariantResult, during: Window) -> LimitNumbers:
+    """The gateway's limit from its /admin/stats (zeros when there is no gateway)."""
+    snapshot = mapping(service_stats(result, "gateway").get("adaptive_limit"))
+    history = mapping(snapshot.get("history"))
+    start, width = number(history.get("start_epoch_s")), number(history.get("bucket_s"))
+    values = [float(whole(v)) for v in items(history.get("limits"))]
+    if start != start or not width > 0:
+        values = []
+    xs = [round(start - result.origin_s + i * width, 3) for i in range(len(values))]
+    points = [(x, v) for x, v in zip(xs, values, strict=True) if 0 <= x <= result.duration_s]
+    in_trigger = [v for x, v in points if during.holds(x)]
+    return LimitNumbers(
+        initial=whole(mapping(snapshot.get("config")).get("initial")),
+        lowest=whole(snapshot.get("lowest")),
+        highest=whole(snapshot.get("highest")),
+        final=whole(snapshot.get("limit")),
+        admitted=whole(snapshot.get("admitted")),
+        rejected=whole(snapshot.get("rejected")),
+        during_mean=round(sum(in_trigger) / len(in_trigger), 1) if in_trigger else NAN,
+        over_time=(tuple(x for x, _ in points), tuple(v for _, v in points)),
+    )
+
+
 def _ratio(part: float, whole_: float) -> float:
     return round(part / whole_, 3) if whole_ > 0 else NAN
 
@@ -247,6 +312,9 @@ def derive(ctx: DeriveContext) -> OverloadNumbers:
     capacity = number(pool.get("capacity_per_s"))
     offered = _rate(first_attempts, Window(during.start_s, arrivals_end))
     lags = [1000 * (r.sent_s - r.intended_s) for r in logical if not math.isnan(r.sent_s)]
+    overload = Window(during.start_s, during.end_s + RECOVERY_S)
+    sent = [r for r in ctx.requests if overload.holds(r.start_s - result.origin_s)]
+    accepts = sum(accepted(r.status) for r in sent)
     return OverloadNumbers(
         target_rate_per_s=target,
         capacity_per_s=capacity,
@@ -272,5 +340,9 @@ def derive(ctx: DeriveContext) -> OverloadNumbers:
         api_late=whole(pool.get("late")),
         api_shed={k: whole(v) for k, v in mapping(pool.get("shed")).items()},
         api_queue_max=whole(pool.get("queue_max")),
+        overload_attempts=len(sent),
+        overload_accepts=accepts,
+        attempts_per_accept=_ratio(len(sent), accepts),
+        limit=limit_numbers(result, Window(during.start_s, during.end_s)),
         series=series(logical, attempt_times, done),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.api import orders, ratelimit, workpool
+from services.api import orders, ratelimit, release, workpool
 from services.api.app import ApiConfig, create_app
 from services.api.faults import FaultError, Faults
 from services.common.server import add_server_arguments, fail, serve, server_argument_error
@@ -17,10 +17,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="injected latency")
     parser.add_argument("--error-status", type=int, default=0, help="injected error status")
     parser.add_argument("--error-rate", type=float, default=1.0, help="share of requests failed")
+    parser.add_argument("--tail-rate", type=float, default=0.0, help="share of slow requests")
+    parser.add_argument("--tail-factor", type=float, default=20.0, help="their latency x this")
     parser.add_argument("--max-concurrent", type=int, default=0, help="503 above this many")
     ratelimit.add_arguments(parser)
     orders.add_arguments(parser)
     workpool.add_arguments(parser)
+    release.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -34,12 +37,15 @@ def main(argv: list[str] | None = None) -> int:
             error_status=args.error_status,
             error_rate=args.error_rate,
             max_concurrent=args.max_concurrent,
+            tail_rate=args.tail_rate,
+            tail_factor=args.tail_factor,
             lose_response_rate=args.lose_response_rate,
             lose_response_ms=args.lose_response_ms,
         )
         limits = ratelimit.config_from_args(args)
         orders_config = orders.config_from_args(args)
         pool = workpool.config_from_args(args)
+        release_config = release.config_from_args(args)
     except (FaultError, ValueError) as exc:
         return fail("api", str(exc))
     config = ApiConfig(
@@ -50,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         ratelimit=limits,
         orders=orders_config,
         pool=pool,
+        release=release_config,
     )
     return serve("api", create_app(config), args)
 

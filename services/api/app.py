@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from services.api import orders, ratelimit, workpool
+from services.api import orders, ratelimit, release, workpool
 from services.api.arrivals import Arrivals
 from services.api.connections import REQUESTS_HEADER, ConnectionReuse
 from services.api.faults import FaultError, Faults
@@ -43,6 +43,8 @@ class ApiConfig:
     pool: workpool.PoolConfig | None = None
     """Work requests served by a pool of workers with a queue (services.api.workpool);
     None = off: every request is served at once."""
+    release: release.ReleaseConfig = field(default_factory=release.ReleaseConfig)
+    """Its release name and cold start (services.api.release; default: none, never cold)."""
 
 
 @dataclass
@@ -60,6 +62,7 @@ class ApiState:
     boot: str = field(default_factory=lambda: secrets.token_hex(4))
     """This process's id (`X-Replica-Boot`): a replica started again gets a new one."""
     pool: workpool.WorkPool | None = None
+    cold: release.ColdStart | None = None
 
 
 STATE = web.AppKey("state", ApiState)
@@ -68,6 +71,7 @@ STATE = web.AppKey("state", ApiState)
 def create_app(config: ApiConfig) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problem_errors])
     app[STATE] = ApiState(config=config, rng=random.Random(config.seed))
+    app[STATE].cold = release.ColdStart(config.release)
     if config.pool:
         app[STATE].pool = workpool.WorkPool(
             config.pool, factor=lambda: app[STATE].config.faults.work_factor
@@ -109,6 +113,8 @@ async def work(request: web.Request) -> web.StreamResponse:
         state.in_flight -= 1
     state.responses[response.status] += 1
     response.headers["X-Replica"] = state.config.replica_id
+    if state.config.release.name:
+        response.headers[release.RELEASE_HEADER] = state.config.release.name
     response.headers[REQUESTS_HEADER] = str(carried)
     return response
 
@@ -123,6 +129,8 @@ async def _do_work(request: web.Request, state: ApiState) -> web.Response:
             return problem(413, "Payload Too Large", f"body limit is {MAX_BODY_BYTES} bytes")
     if faults.in_outage():
         return _outage_response(faults)
+    if state.cold is not None:
+        await state.cold.serve()
     if faults.max_concurrent and state.in_flight > faults.max_concurrent:
         return problem(503, "Service Unavailable", "over capacity (injected limit)")
     if state.pool is not None:
@@ -132,7 +140,7 @@ async def _do_work(request: web.Request, state: ApiState) -> web.Response:
             return problem(503, "Service Unavailable", f"shed by the worker pool ({shed})")
     if faults.latency_ms:
         # An outage that starts meanwhile fails this request at once, like a crash would.
-        await faults.delay(faults.latency_ms / 1000)
+        await faults.delay(faults.latency_s(state.rng))
         if faults.in_outage():
             return _outage_response(faults)
     if faults.should_fail(state.rng):
@@ -193,5 +201,6 @@ async def stats(request: web.Request) -> web.Response:
             "connections": state.connections.snapshot(),
             **orders.stats(request.app),
             **({"workpool": state.pool.snapshot()} if state.pool else {}),
+            **({"release": state.cold.snapshot()} if state.cold else {}),
         }
     )

@@ -34,6 +34,10 @@ class Faults:
     """Share of successful POST /orders whose response is lost after the order is committed."""
     lose_response_ms: float = 2000.0
     """How long a lost response is held back: longer than the client waits, so it gives up."""
+    tail_rate: float = 0.0
+    """Share of work requests whose injected latency is tail_factor x latency_ms (a slow
+    tail: GC pauses, a cold cache, a noisy neighbour)."""
+    tail_factor: float = 20.0
     work_factor: float = 0.0
     """The worker pool's work per request x this factor (services.api.workpool; 0 = not
     scaled)."""
@@ -59,6 +63,10 @@ class Faults:
             raise FaultError("lose_response_rate must be between 0 and 1")
         if not 0 <= self.lose_response_ms <= 600_000:
             raise FaultError("lose_response_ms must be between 0 and 600000")
+        if not 0.0 <= self.tail_rate <= 1.0:
+            raise FaultError("tail_rate must be between 0 and 1")
+        if not 1 <= self.tail_factor <= 1000:
+            raise FaultError("tail_factor must be between 1 and 1000")
         if self.work_factor and not 1 <= self.work_factor <= 100:
             raise FaultError("work_factor must be 0 (not scaled) or between 1 and 100")
 
@@ -107,6 +115,11 @@ class Faults:
 
     def outage_remaining_s(self) -> float:
         return max(0.0, self._outage_until - time.monotonic())
+
+    def latency_s(self, rng: random.Random) -> float:
+        """This request's injected latency: latency_ms, x tail_factor for the tail."""
+        tail = self.tail_rate and rng.random() < self.tail_rate
+        return self.latency_ms * (self.tail_factor if tail else 1) / 1000
 
     def should_fail(self, rng: random.Random) -> bool:
         return bool(self.error_status) and rng.random() < self.error_rate

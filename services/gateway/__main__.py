@@ -14,10 +14,12 @@ import logging
 import sys
 
 from services.common.server import add_server_arguments, fail, serve, server_argument_error
+from services.gateway import adaptive
 from services.gateway.app import create_app
 from services.gateway.breaker import BreakerConfig
 from services.gateway.config import POOLS, BudgetConfig, DownstreamConfig, GatewayConfig, Timeouts
 from services.gateway.deadline import DEADLINE_HEADER, DeadlineConfig
+from services.gateway.hedge import HedgeConfig
 from services.gateway.retry.policy import STRATEGIES, RetryPolicy
 
 DOWNSTREAMS = {
@@ -64,6 +66,15 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     conn.add_argument(
         "--max-in-flight", type=int, default=0, help="bulkhead: calls in flight; 0 = no bulkhead"
     )
+
+    hedge = parser.add_argument_group("hedged requests (services.gateway.hedge)")
+    hedge.add_argument("--hedge", choices=("on", "off"), default="off")
+    hedge.add_argument(
+        "--hedge-delay-ms", type=float, default=50.0, help="first copy's time before the hedge"
+    )
+    hedge.add_argument("--hedge-budget", choices=("on", "off"), default="on")
+    hedge.add_argument("--hedge-budget-ratio", type=float, default=0.1, help="hedges per call")
+    hedge.add_argument("--hedge-budget-tokens", type=float, default=10.0, help="largest burst")
 
     breaker = parser.add_argument_group("circuit breaker")
     breaker.add_argument("--breaker", choices=("on", "off"), default="off")
@@ -113,6 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--min-budget-ms", type=float, default=0.0, help="less left: 504 without calling"
     )
     add_policy_arguments(parser)
+    adaptive.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -161,6 +173,13 @@ def downstream_config(
             half_open_max_calls=args.breaker_half_open_calls,
             success_threshold=args.breaker_success_threshold,
         )
+    hedge = None
+    if args.hedge == "on":
+        hedge = HedgeConfig(
+            delay_s=args.hedge_delay_ms / 1000,
+            budget_ratio=args.hedge_budget_ratio if args.hedge_budget == "on" else None,
+            budget_max_tokens=args.hedge_budget_tokens,
+        )
     return DownstreamConfig(
         name=name,
         urls=urls,
@@ -172,6 +191,7 @@ def downstream_config(
         max_connections=args.max_connections,
         max_in_flight=args.max_in_flight,
         breaker=breaker,
+        hedge=hedge,
     )
 
 
@@ -202,6 +222,7 @@ def build_config(args: argparse.Namespace) -> GatewayConfig:
             margin_s=args.deadline_margin_ms / 1000,
             min_budget_s=args.min_budget_ms / 1000,
         ),
+        adaptive=adaptive.config_from(args),
     )
 
 

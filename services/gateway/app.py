@@ -15,6 +15,7 @@ from aiohttp import web
 
 from services.common import metrics
 from services.common.problem import problem_errors
+from services.gateway import adaptive
 from services.gateway.config import GatewayConfig
 from services.gateway.downstream import Downstream
 from services.gateway.handlers import STATE, GatewayState, healthz, proxy_handler, readyz, stats
@@ -32,8 +33,12 @@ def create_app(config: GatewayConfig) -> web.Application:
         for d in config.downstreams
     }
     app[STATE] = GatewayState(config, downstreams)
+    if config.adaptive is not None:
+        app[adaptive.LIMIT] = adaptive.AdaptiveLimit(config.adaptive)
     for downstream in downstreams.values():
         handler = proxy_handler(downstream)
+        if config.adaptive is not None:
+            handler = adaptive.limited(handler, app[adaptive.LIMIT])
         for route in downstream.config.routes:
             app.router.add_get(route, handler)
             app.router.add_post(route, handler)

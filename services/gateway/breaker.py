@@ -168,6 +168,12 @@ class AsyncCircuitBreaker:
             # adapter suppresses that and re-raises the caller's own exception instead.
             throw_new_error_on_trip=True,
         )
+        self._before_call = tuple(
+            listener
+            for listener in self._breaker.listeners
+            if type(listener).before_call is not pybreaker.CircuitBreakerListener.before_call
+        )
+        """The listeners with a before_call of their own: the base class's does nothing."""
 
     @property
     def name(self) -> str:
@@ -219,7 +225,7 @@ class AsyncCircuitBreaker:
         """
         ticket = self._admit()
         try:
-            for listener in self._breaker.listeners:
+            for listener in self._before_call:
                 listener.before_call(self._breaker, fn, *args, **kwargs)
             try:
                 result = await fn(*args, **kwargs)
@@ -227,7 +233,7 @@ class AsyncCircuitBreaker:
                 self._record(ticket, self._classify_exception(exc), exc)
                 raise
             outcome = classify(result) if classify is not None else Outcome.SUCCESS
-            self._record(ticket, outcome, FailedResult(result))
+            self._record(ticket, outcome, result=result)
             return result
         finally:
             # A trial slot belongs to the half-open period that granted it; a transition since
@@ -274,7 +280,15 @@ class AsyncCircuitBreaker:
             return Outcome.NEUTRAL
         return Outcome.FAILURE if self._breaker.is_system_error(exc) else Outcome.NEUTRAL
 
-    def _record(self, ticket: _Ticket, outcome: Outcome, exc: BaseException) -> None:
+    def _record(
+        self,
+        ticket: _Ticket,
+        outcome: Outcome,
+        exc: BaseException | None = None,
+        result: Any = None,
+    ) -> None:
+        """Apply an outcome: a raised `exc`, or else a returned `result` (wrapped in a
+        FailedResult only if it is a failure, so a success builds no exception)."""
         if outcome is Outcome.NEUTRAL:
             self.stats.neutral += 1
             return
@@ -289,6 +303,8 @@ class AsyncCircuitBreaker:
             return
         # _handle_error minus its exclusion check, which raised exceptions have already passed
         # and a FailedResult must not be subjected to.
+        if exc is None:
+            exc = FailedResult(result)
         self._breaker._inc_counter()
         for listener in self._breaker.listeners:
             listener.failure(self._breaker, exc)

@@ -15,8 +15,8 @@ admitted call never waits for a pool slot, and saturation shows up as ``Bulkhead
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -76,7 +76,10 @@ class Bulkhead:
         self.peak_in_flight = 0
         self.admitted = 0
         self.rejected = 0
-        self._slots = asyncio.BoundedSemaphore(config.max_in_flight)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        """Calls waiting (max_wait_s) for a slot, oldest first; a finishing call hands its
+        slot to the oldest, so no newcomer overtakes them."""
+        self._slot = _Slot(self)
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -117,21 +120,12 @@ class Bulkhead:
     ) -> None:
         await self.close()
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> _Slot:
         """Hold one in-flight slot for the block; raises ``BulkheadFullError`` if none is free.
 
         The slot is released however the block exits, cancellation included.
         """
-        await self._acquire()
-        self.admitted += 1
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._slots.release()
+        return self._slot
 
     async def run(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
         async with self.slot():
@@ -152,14 +146,61 @@ class Bulkhead:
         }
 
     async def _acquire(self) -> None:
-        # A free slot is taken without suspending, so the common path costs no scheduling.
-        if not self._slots.locked():
-            await self._slots.acquire()
-            return
         wait_s = self.config.max_wait_s
-        if wait_s > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._slots.acquire(), wait_s)
+        if self.in_flight < self.config.max_in_flight and not self._waiters:
+            # A free slot is taken without suspending, a lock or a timer: the common path
+            # costs a comparison.
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        elif not (wait_s > 0 and await self._handed_a_slot(wait_s)):
+            self.rejected += 1
+            raise BulkheadFullError(self.name, self.config.max_in_flight, wait_s)
+        self.admitted += 1
+
+    async def _handed_a_slot(self, wait_s: float) -> bool:
+        """Queue for a slot for up to `wait_s`; True once a finishing call hands one over
+        (``in_flight`` already counts it)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(wait_s):
+                await waiter
+            return True
+        except TimeoutError:
+            # Handed a slot just as the wait ran out: it is this call's.
+            return waiter.done() and not waiter.cancelled()
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
                 return
-        self.rejected += 1
-        raise BulkheadFullError(self.name, self.config.max_in_flight, wait_s)
+        self.in_flight -= 1
+
+
+class _Slot:
+    """``async with bulkhead.slot():`` (a plain class: no generator, no task bookkeeping)."""
+
+    __slots__ = ("_bulkhead",)
+
+    def __init__(self, bulkhead: Bulkhead) -> None:
+        self._bulkhead = bulkhead
+
+    async def __aenter__(self) -> None:
+        await self._bulkhead._acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._bulkhead._release()

@@ -14,8 +14,10 @@ from typing import Literal
 import aiohttp
 
 from services.gateway import breaker as cb
+from services.gateway.adaptive import AdaptiveConfig
 from services.gateway.bulkhead import BulkheadConfig
 from services.gateway.deadline import DeadlineConfig
+from services.gateway.hedge import HedgeConfig
 from services.gateway.retry.budget import RetryBudget, check_budget
 from services.gateway.retry.policy import RetryPolicy
 
@@ -32,9 +34,11 @@ class Timeouts:
     read_s: float | None = None
     """Silence between two reads of the response (sock_read)."""
 
-    def for_attempt(self, total_s: float) -> aiohttp.ClientTimeout:
-        # A per-request timeout replaces the session's, so every part is given here.
-        return aiohttp.ClientTimeout(total=total_s, connect=self.connect_s, sock_read=self.read_s)
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        """aiohttp's timeout for every attempt. A per-request timeout replaces the session's,
+        so every part is given. No total: call_with_retries already bounds each attempt as a
+        whole (services.gateway.retry.call), and a second timer per call would only cost."""
+        return aiohttp.ClientTimeout(total=None, connect=self.connect_s, sock_read=self.read_s)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class DownstreamConfig:
     (0 = no bulkhead). Needs a pool of its own."""
     breaker: cb.BreakerConfig | None = None
     """Circuit breaker for this downstream (None = none)."""
+    hedge: HedgeConfig | None = None
+    """Hedged requests to this downstream (services.gateway.hedge; None = none)."""
 
     def __post_init__(self) -> None:
         if not self.urls:
@@ -116,6 +122,8 @@ class GatewayConfig:
     """Size of the shared pool (0 = no limit)."""
     deadline: DeadlineConfig = field(default_factory=DeadlineConfig)
     """Deadline propagation (services.gateway.deadline); off by default."""
+    adaptive: AdaptiveConfig | None = None
+    """Adaptive concurrency limit on the downstream routes (services.gateway.adaptive)."""
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.downstreams]

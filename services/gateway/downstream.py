@@ -38,6 +38,7 @@ from services.gateway import breaker as cb
 from services.gateway.bulkhead import Bulkhead, BulkheadFullError
 from services.gateway.config import DownstreamConfig
 from services.gateway.deadline import DEADLINE_HEADER, DeadlineConfig, header_value
+from services.gateway.hedge import Hedger
 from services.gateway.pool import SharedPool, new_session
 from services.gateway.retry.call import call_with_retries
 from services.gateway.retry.outcome import Outcome, outcome_label
@@ -95,8 +96,10 @@ class Downstream:
         self._session: aiohttp.ClientSession | None = None
         self._owns_session = True
         self._shared: SharedPool | None = None
+        self._client_timeout = config.timeouts.client_timeout()
         bulkhead = config.bulkhead_config()
         self.bulkhead = Bulkhead(bulkhead) if bulkhead else None
+        self.hedger = Hedger(config.hedge) if config.hedge else None
         self.breaker: cb.AsyncCircuitBreaker | None = None
         if config.breaker is not None:
             listeners = [_BreakerGauge(service_metrics, config.name)] if service_metrics else []
@@ -174,7 +177,13 @@ class Downstream:
                     # Too little left for an answer to arrive in time: not sent.
                     raise TimeoutError("deadline budget too small for another attempt")
                 forwarded[DEADLINE_HEADER] = header_value(self.deadline.downstream_s(timeout_s))
-            url = next(self._urls) + self.config.path
+            first = next(self._urls)
+            if self.hedger is None:
+                return await copy(first)
+            return await self.hedger.run(lambda n: copy(first if n == 0 else self._other(first)))
+
+        async def copy(base_url: str) -> Outcome:
+            url = base_url + self.config.path
             wait_s = self.config.timeouts.connect_s
             slot = self._shared.slot(wait_s) if self._shared else contextlib.nullcontext()
             async with (
@@ -184,7 +193,7 @@ class Downstream:
                     url,
                     data=body or None,
                     headers=forwarded,
-                    timeout=self.config.timeouts.for_attempt(timeout_s),
+                    timeout=self._client_timeout,
                 ) as response,
             ):
                 payload = await response.read()
@@ -199,6 +208,11 @@ class Downstream:
             stats=self.stats,
             rng=self.rng,
         )
+
+    def _other(self, url: str) -> str:
+        """The replica after `url`: a hedge goes to another replica than its first copy."""
+        urls = self.config.urls
+        return urls[(urls.index(url) + 1) % len(urls)]
 
     def snapshot(self) -> dict[str, object]:
         timeouts = self.config.timeouts
@@ -215,6 +229,7 @@ class Downstream:
             "budget": self.budget.snapshot() if self.budget else None,
             "bulkhead": self.bulkhead.snapshot() if self.bulkhead else None,
             "breaker": breaker_snapshot(self.breaker) if self.breaker else None,
+            "hedge": self.hedger.snapshot() if self.hedger else None,
         }
 
 

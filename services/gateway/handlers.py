@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from services.common.problem import problem
+from services.gateway import adaptive
 from services.gateway import breaker as cb
 from services.gateway.bulkhead import BulkheadFullError
 from services.gateway.config import GatewayConfig
@@ -131,5 +132,6 @@ async def stats(request: web.Request) -> web.Response:
             "responses": {str(code): n for code, n in sorted(state.responses.items())},
             "keepalive_timeout_s": state.config.keepalive_timeout_s,
             "downstreams": {name: d.snapshot() for name, d in state.downstreams.items()},
+            "adaptive_limit": adaptive.snapshot(request.app),
         }
     )

@@ -201,7 +201,7 @@ def fault_labels(result: VariantResult) -> list[tuple[float, str]]:
         settings = _mapping(event.get("settings"))
         if action == "settings" and not any(settings.values()):
             continue  # clears a fault: no phase begins
-        if action not in ("settings", "start", "kill", "stop", "remove"):
+        if action not in ("settings", "start", "kill", "stop", "remove", "move", "reload"):
             continue  # e.g. `lab fault clear`
         label = str(event.get("label") or "")
         if not label:

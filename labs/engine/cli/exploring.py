@@ -50,6 +50,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None:
         argv += ["--port", str(args.port)]
     argv += ["--topology", args.topology]
+    if workers := getattr(args, "locust_workers", 0):
+        argv += ["--locust-workers", str(workers)]
     log = up_log(run_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
@@ -71,13 +73,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     for name, urls in endpoints["services"].items():
         faults = f"   (faults: GET/PUT {urls[0]}/admin/faults)" if name in fault_switches else ""
         out.print(f"  {name}:  {', '.join(urls)}{faults}")
-    out.print("  load (Locust web UI on http://127.0.0.1:8089):")
-    out.print(
-        f"    {env} {sys.executable} -m locust -f {load.path} --host {endpoints['nginx']} "
-        f"-u {load.users} -r {load.spawn_rate:g} --web-host 127.0.0.1",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if locust := record.get("locust"):
+        out.print(f"  load:   {locust['web_ui']}   (Locust web UI: a master and "
+                  f"{locust['workers']} workers, running)", highlight=False)  # fmt: skip
+        worker = f"{sys.executable} -m locust -f {load.path} --worker"
+        out.print(f"    one more worker: {env} {worker} --master-port {locust['master_port']}",
+                  highlight=False, soft_wrap=True)  # fmt: skip
+    else:
+        out.print("  load (Locust web UI on http://127.0.0.1:8089):")
+        out.print(
+            f"    {env} {sys.executable} -m locust -f {load.path} --host {endpoints['nginx']} "
+            f"-u {load.users} -r {load.spawn_rate:g} --web-host 127.0.0.1",
+            highlight=False,
+            soft_wrap=True,
+        )
     if fault_switches:
         example = sorted(fault_switches)[0]
         out.print(f"  faults: lab fault {example} latency_ms=200 | lab fault {example}-1 --kill "

@@ -13,8 +13,11 @@ from labs.engine.cli.exercises import cmd_exercise, cmd_grade, cmd_hint, cmd_sol
 from labs.engine.cli.exploring import cmd_down, cmd_status, cmd_up
 from labs.engine.cli.reports import cmd_list, cmd_report, cmd_show
 from labs.engine.cli.running import DEMO_LAB, cmd_check, cmd_demo, cmd_run
+from labs.engine.errors import LabError
+from labs.engine.load.distributed import MAX_WORKERS, check_workers
 from labs.engine.reporting import stability
 from labs.engine.topology.base import TOPOLOGIES
+from labs.simulate import cli as simulatecli
 
 MAX_DURATION_S = 3600.0
 
@@ -50,6 +53,25 @@ def port(text: str) -> int:
     return value
 
 
+def locust_workers(text: str) -> int:
+    try:
+        return check_workers(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    except LabError as exc:
+        raise argparse.ArgumentTypeError(f"must be 0-{MAX_WORKERS}, got {text!r}") from exc
+
+
+def locust_workers_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--locust-workers",
+        type=locust_workers,
+        default=0,
+        metavar="N",
+        help="drive the load from a Locust master and N worker processes (default 0: one)",
+    )
+
+
 def topology_option(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--topology",
@@ -62,6 +84,7 @@ def topology_option(sub: argparse.ArgumentParser) -> None:
 def run_options(sub: argparse.ArgumentParser) -> None:
     """What `lab run`, `lab check` and `lab demo` share."""
     topology_option(sub)
+    locust_workers_option(sub)
     sub.add_argument("--duration", type=seconds, help="seconds of load per variant")
     sub.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     sub.add_argument(
@@ -100,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     exploring_commands(commands)
     faultcli.add_parser(commands)
+    simulatecli.add_parser(commands)
     exercise_commands(commands)
     return parser
 
@@ -128,6 +152,11 @@ def running_commands(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="run each lab N times (1-50): each check's pass rate and value band",
     )
+    check.add_argument(
+        "--timings",
+        action="store_true",
+        help="also print where each run's wall time went (start-up, load, stop, report, ...)",
+    )
     run_options(check)
     check.set_defaults(handler=cmd_check, variant=None)
 
@@ -145,6 +174,7 @@ def exploring_commands(commands: argparse._SubParsersAction) -> None:
     up.add_argument("--variant", metavar="V", help="variant to bring up (default: the first)")
     up.add_argument("--port", type=port, help="nginx's port on 127.0.0.1 (default: a free one)")
     topology_option(up)
+    locust_workers_option(up)
     up.set_defaults(handler=cmd_up)
 
     status = commands.add_parser("status", help="what `lab up` has running: URLs, log files")

@@ -32,6 +32,7 @@ def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -
         duration_s=args.duration,
         results_root=args.results_dir,
         topology=args.topology,
+        locust_workers=getattr(args, "locust_workers", 0),
         progress=None if quiet else live.update,
         variant_done=None if quiet else live.done,
         live=_say_dashboard(lab) if getattr(args, "live", False) else None,
@@ -97,6 +98,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                     f"{name}: {'PASS' if outcome.passed else 'FAIL'} "
                     f"({seconds:.1f} s, {outcome.results_dir})"
                 )
+                if args.timings and outcome.timings:
+                    print(outcome.timings.line(name, lab.parallel_variants))
         if args.repeat:
             runs = [o.checks for o in outcomes]
             directories = [str(o.results_dir) for o in outcomes]

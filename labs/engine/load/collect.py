@@ -49,6 +49,8 @@ async def collect_files(wanted: Sequence[Collect], endpoints: Endpoints, out_dir
         for item in wanted:
             urls = endpoints.services.get(item.service, [])
             if not 0 <= item.replica < len(urls):
+                if item.optional:
+                    continue
                 missing = f"no {item.service} replica {item.replica}"
                 raise LabError(f"cannot collect {item.path}: {missing}")
             url = f"{urls[item.replica]}{item.path}"
@@ -58,6 +60,8 @@ async def collect_files(wanted: Sequence[Collect], endpoints: Endpoints, out_dir
                     status = response.status
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise LabError(f"cannot collect {url}: {exc or type(exc).__name__}") from None
+            if status == 404 and item.optional:
+                continue
             if status != 200:
                 raise LabError(f"cannot collect {url}: HTTP {status}")
             (out_dir / item.file).write_bytes(body)

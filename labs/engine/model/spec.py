@@ -7,13 +7,14 @@ reader of lab.py sees exactly what differs between `broken` and `fixed`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from labs.engine.analysis.metrics import Request, VariantResult
+    from labs.engine.topology.steering import Steering
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LOADTESTS_DIR = REPO_ROOT / "loadtests"
@@ -59,6 +60,12 @@ class NginxSpec:
     """Retry-After on nginx's own 429s (`error_page 429 = @too_many_requests`)."""
     backend: str = "api"
     """The service whose replicas form nginx's upstream."""
+    dns: Literal["", "upstream", "resolver"] = ""
+    """How nginx finds the backend: "" = by address; with the "dns" part (local) or
+    Docker's DNS (compose), by name: "upstream" = the name in the upstream block,
+    resolved once when nginx loads its config; "resolver" = the name in a variable in
+    `proxy_pass`, resolved while running through `resolver` (cached `dns_valid`)."""
+    dns_valid: str = "1s"
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,9 @@ class ServiceSpec:
     """Command-line options without the leading dashes: {"keepalive-timeout": 1.0}."""
     depends_on: Mapping[str, str] = field(default_factory=dict)
     """Option -> service: the engine passes that service's URLs (comma-separated)."""
+    replica_args: tuple[Mapping[str, object], ...] = ()
+    """Options for one replica each, in replica order, after `args` (() = none): e.g.
+    a new release beside the old one, `({}, {"error-status": 500})`."""
 
     def replica_name(self, replica: int) -> str:
         return f"{self.name}-{replica + 1}"
@@ -88,6 +98,9 @@ class ServiceSpec:
 
                 raise LabError(f"service {self.name} depends on {dependency}, which starts later")
             argv += [f"--{option}", ",".join(urls[dependency])]
+        own = self.replica_args[replica] if replica < len(self.replica_args) else {}
+        for option, value in own.items():
+            argv += [f"--{option}", str(value)]
         return argv
 
 
@@ -112,7 +125,7 @@ class LoadSpec:
         return LOADTESTS_DIR / self.locustfile
 
 
-FaultAction = Literal["settings", "stop", "kill", "start", "remove"]
+FaultAction = Literal["settings", "stop", "kill", "start", "remove", "move", "reload"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +137,9 @@ class FaultStep:
     brings stopped or killed replicas back (same command line, same address) and
     returns once they are ready; "remove" takes replicas of nginx's backend out of its
     upstream, as a scale-in does (nginx's config rendered without them, then reloaded;
-    the replicas keep running).
+    the replicas keep running). "move" moves a replica of nginx's backend to a new
+    address (a new process there, its DNS name updated, then the old one stopped: needs
+    `NginxSpec.dns`); "reload" reloads nginx's config (SIGHUP), e.g. after a move.
     """
 
     at_s: float
@@ -156,6 +171,10 @@ class Variant:
     twin's, which proves on every run that the check could fail (labs/engine/model/verdicts.py)."""
     explore: str = ""
     """Why no check judges this variant: it is there to explore (shown by `lab show`)."""
+    controller: Callable[[Steering], Awaitable[None]] | None = None
+    """A task that runs beside the load and acts on the topology as it goes (e.g. a
+    rollout: nginx weights changed through reloads, gated on the replicas' stats);
+    what it does is recorded in the variant's events (labs/engine/topology/steering.py)."""
 
     def __post_init__(self) -> None:
         weights = self.nginx.upstream.weights
@@ -198,6 +217,9 @@ class Collect:
     path: str
     file: str
     replica: int = 0
+    optional: bool = False
+    """Skip it (no file) when the replica is missing or answers 404, e.g. in a lab's
+    variants that run the service without the feature serving `path`."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +246,18 @@ class Plot:
     kind: Literal["line", "step", "bar"] = "line"
     shade_faults: bool = True
     """Shade the windows between fault events (`VariantResult.events`)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the report built from the run's variants (e.g. one row per variant):
+    `rows` gets the results of the variants that ran and returns cells as text."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: Callable[[Mapping[str, VariantResult]], Sequence[Sequence[str]]]
+    note: str = ""
+    """One line under the table: how to read it."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +313,8 @@ class Lab:
     """Files fetched from the services before they stop (for `derive`)."""
     plots: tuple[Plot, ...] = ()
     exercise: Exercise | None = None
+    tables: tuple[Table, ...] = ()
+    """Tables of the report beside the variants table (labs/engine/reporting/tables.py)."""
 
     def __post_init__(self) -> None:
         """A lab that cannot prove its checks is refused at import (tests import all)."""

@@ -14,6 +14,7 @@ from markdown_it import MarkdownIt
 from labs.engine.analysis.metrics import VariantResult
 from labs.engine.model.spec import Lab
 from labs.engine.model.verdicts import CheckResult, all_ok
+from labs.engine.reporting import tables
 from labs.engine.reporting.plots import RenderedPlot
 
 TEMPLATE = "report.html.j2"
@@ -74,6 +75,7 @@ def render(
             {"title": p.title, "src": data_uri(p.png) if p.png else "", "error": p.error}
             for p in plots
         ],
+        tables=tables.render_all(lab, results),
         guide=guide_html(lab.guide.read_text()) if lab.guide.is_file() else "",
         results_dir=results_dir,
         created=created,

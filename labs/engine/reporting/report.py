@@ -15,7 +15,7 @@ from labs.engine.analysis.metrics import VariantResult
 from labs.engine.errors import LabError
 from labs.engine.model.spec import Lab
 from labs.engine.model.verdicts import CheckResult, all_ok
-from labs.engine.reporting import html, plots
+from labs.engine.reporting import html, plots, tables
 from labs.engine.runtime.state import write_json_atomic
 
 SCHEMA_VERSION = 2
@@ -82,7 +82,10 @@ def write(
     for plot in rendered:
         if plot.png:
             write_atomic(results_dir / PLOTS_DIR / plot.filename, plot.png)
-    write_atomic(results_dir / "report.md", markdown(document, lab, rendered).encode())
+    text = markdown(document, lab, rendered)
+    if results:
+        text += "\n" + tables.markdown(tables.render_all(lab, results))
+    write_atomic(results_dir / "report.md", text.encode())
     if results is not None:
         page = html.render(
             lab,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from labs.engine.errors import LabError
 from labs.engine.live import server as live
+from labs.engine.load.distributed import check_workers, start_web_ui
 from labs.engine.model.catalog import get_lab
 from labs.engine.model.spec import Variant
 from labs.engine.runtime import control
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--topology", choices=TOPOLOGIES, default="local")
+    parser.add_argument("--locust-workers", type=int, default=0)
     args = parser.parse_args(argv)
 
     record = {
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             lab = get_lab(args.lab)
             variant = lab.variant(args.variant)
             topology = make_topology(args.topology, lab, variant, group, logs, args.port)
+            record["locust_workers"] = check_workers(args.locust_workers)
             run_interruptible(hold(topology, variant, group, record, logs))
         except LabError as exc:
             record.update(status="failed", error=str(exc))
@@ -74,6 +77,9 @@ async def hold(
     "ready" in the state file, then wait, in this one event loop, until a signal
     cancels it: the topology's stop/kill/start actions run here, where it lives."""
     endpoints = await topology.start()
+    if workers := int(record.get("locust_workers", 0)):
+        web, port = start_web_ui(group, variant.load, endpoints.nginx_url, workers, logs / "logs")
+        record.update(locust={"web_ui": web, "master_port": port, "workers": workers})
     ctl = control.Control(variant, endpoints, topology)
     await ctl.read_baselines()
 

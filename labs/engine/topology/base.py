@@ -47,6 +47,20 @@ class Topology(Protocol):
         """Take replicas out of nginx's upstream and reload nginx (a scale-in)."""
         ...
 
+    async def reweight(self, weights: tuple[int, ...]) -> None:
+        """Give nginx's upstream servers these weights (0 = `down`: no new requests)
+        and reload nginx: its new workers route by them, the old ones finish theirs."""
+        ...
+
+    async def move(self, service: str, replica: int | None) -> list[str]:
+        """Move nginx's backend (found by DNS name) to a new address: a new process or
+        container there, its name updated, the old one stopped."""
+        ...
+
+    async def reload(self) -> list[str]:
+        """Reload nginx's config (SIGHUP): names in the upstream are resolved again."""
+        ...
+
     def log_files(self) -> dict[str, Path]:
         """The log files written while it is up, by name (absolute paths)."""
         ...

@@ -23,7 +23,7 @@ import aiohttp
 
 from labs.engine.errors import LabError, StartupError
 from labs.engine.model.spec import Lab, Variant
-from labs.engine.topology import compose_file, dockerenv, nginx
+from labs.engine.topology import compose_file, compose_moves, compose_reload, dockerenv, nginx
 from labs.engine.topology.base import Endpoints
 from labs.engine.topology.containers import (
     STOP_TIMEOUT_S,
@@ -91,6 +91,7 @@ class ComposeTopology:
         """nginx's upstream servers (replica:port), in replica order."""
         self.removed: set[int] = set()
         """Indices in `servers` that a "remove" fault took out."""
+        self.weights: tuple[int, ...] | None = None  # as a controller set them (reweight)
 
     # --- start ------------------------------------------------------------------------
 
@@ -118,7 +119,8 @@ class ComposeTopology:
 
     def nginx_config(self) -> str:
         """nginx's config for the container: the upstream's servers less the removed."""
-        spec, servers = nginx.without_servers(self.variant.nginx, self.servers, self.removed)
+        spec = nginx.reweighted(self.variant.nginx, self.weights)
+        spec, servers = nginx.without_servers(spec, self.servers, self.removed)
         return nginx.render_config(
             spec,
             lab=self.lab.name,
@@ -127,6 +129,7 @@ class ComposeTopology:
             servers=servers,
             layout=nginx.NginxLayout(Path(compose_file.NGINX_PREFIX)),
             user="",
+            resolver=compose_file.DOCKER_DNS,
         )
 
     def compose_argv(self, *args: str) -> list[str]:
@@ -179,12 +182,12 @@ class ComposeTopology:
             services[spec.name] = [f"http://{HOST}:{ports[n]}" for n in names]
         parts = {
             name: f"{compose_file.PARTS[name].scheme}://{HOST}:{ports[name]}"
-            for name in self.variant.parts
+            for name in compose_file.container_parts(self.variant)
         }
         checks = [(name, f"{url}/readyz") for name, url in _replica_urls(services)]
         nginx_url = f"http://{HOST}:{ports['nginx']}"
         await asyncio.gather(*(self._wait_healthy(name, url) for name, url in checks))
-        for name in self.variant.parts:
+        for name in compose_file.container_parts(self.variant):
             await self._wait_container_healthy(name)
         await self._wait_healthy("nginx", f"{nginx_url}/healthz")
         self.endpoints = Endpoints(nginx_url, services, parts)
@@ -306,28 +309,18 @@ class ComposeTopology:
         hit = {i for i, server in enumerate(self.servers) if server.split(":")[0] in names}
         before = set(self.removed)
         self.removed |= hit
-
-        def reload() -> None:
-            previous = self.conf_path.read_text()
-            self.conf_path.write_text(self.nginx_config())
-            proxy = self.containers()["nginx"]
-            prefix = compose_file.NGINX_PREFIX
-            code, output = proxy.exec_run(
-                ["nginx", "-t", "-q", "-p", prefix, "-e", f"{prefix}/error.log",
-                 "-c", compose_file.NGINX_CONF]
-            )  # fmt: skip
-            if code != 0:
-                self.conf_path.write_text(previous)
-                output_text = output.decode(errors="replace")
-                raise LabError(nginx.rejected(self.conf_path, output_text, code))
-            proxy.kill(signal="SIGHUP")
-
         try:
-            await asyncio.to_thread(reload)
+            await asyncio.to_thread(self._reload)
         except LabError:
             self.removed = before
             raise
         return [self.servers[i].split(":")[0] for i in sorted(hit)]
+
+    reweight = compose_reload.reweight  # new upstream weights, then a reload
+    _reload = compose_reload.reload_nginx
+
+    move = compose_moves.move  # a replica recreated with a new IP (the "move" fault)
+    reload = compose_moves.reload
 
     def log_files(self) -> dict[str, Path]:
         """The logs written on this machine while the containers run: Compose's own.

@@ -25,6 +25,8 @@ NGINX_IMAGE = os.environ.get("LAB_NGINX_IMAGE", "lab-nginx:latest")
 SERVICE_PORT = 8000
 NGINX_PORT = 8080
 REDIS_PORT = 6379
+DOCKER_DNS = "127.0.0.11"
+"""Docker's embedded DNS, in every container on a user-defined network: the "dns" part."""
 USER = "10001:10001"
 """The unprivileged `lab` user both Dockerfiles create."""
 NGINX_PREFIX = "/var/lib/lab-nginx"
@@ -75,10 +77,15 @@ def replica_name(service: str, replica: int) -> str:
     return ServiceSpec(service).replica_name(replica)
 
 
+def container_parts(variant: Variant) -> tuple[str, ...]:
+    """The variant's parts that run as containers: all but "dns" (Docker's own DNS)."""
+    return tuple(part for part in variant.parts if part != "dns")
+
+
 def services_of(variant: Variant) -> list[str]:
     """The Compose services a variant becomes: parts, one per replica, then nginx."""
     replicas = [replica_name(s.name, r) for s in variant.services for r in range(s.replicas)]
-    return [*variant.parts, *replicas, "nginx"]
+    return [*container_parts(variant), *replicas, "nginx"]
 
 
 def service_command(spec: ServiceSpec, replica: int, urls: Mapping[str, list[str]]) -> list[str]:
@@ -109,7 +116,7 @@ def render(
     common = {"user": USER, "labels": dict(labels), "stop_grace_period": STOP_GRACE}
     services: dict[str, dict[str, object]] = {}
     urls: dict[str, list[str]] = {}
-    for name in variant.parts:
+    for name in container_parts(variant):
         part = PARTS.get(name)
         if part is None:
             raise LabError(f"unknown part {name!r} (known: {', '.join(PARTS)})")

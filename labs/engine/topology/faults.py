@@ -41,6 +41,10 @@ async def apply_faults(
                 event["processes"] = await topology.resume(step.service, step.replica)
             elif step.action == "remove":
                 event["processes"] = await topology.remove(step.service, step.replica)
+            elif step.action == "move":
+                event["processes"] = await topology.move(step.service, step.replica)
+            elif step.action == "reload":
+                event["processes"] = await topology.reload()
             else:
                 event["processes"] = await topology.halt(step.service, step.replica, step.action)
             # how long the action took: a "start" returns once the replicas are ready

@@ -22,7 +22,7 @@ import aiohttp
 from labs.engine.errors import LabError, StartupError
 from labs.engine.model.spec import REPO_ROOT, FaultAction, Lab, ServiceSpec, Variant
 from labs.engine.runtime.processes import Child, ProcessGroup
-from labs.engine.topology import nginx, parts
+from labs.engine.topology import dns, nginx, parts
 from labs.engine.topology.base import Endpoints
 from labs.engine.topology.ports import HOST, ensure_port_free, free_ports
 
@@ -62,6 +62,12 @@ class LocalTopology:
         """(replica name, host:port) of every server in nginx's upstream, in order."""
         self.removed: set[int] = set()
         """Indices in `upstream` that a "remove" fault took out."""
+        self.addresses: dict[str, str] = {}
+        """Backend replica name -> the loopback address it binds, when nginx finds it
+        by DNS name (`NginxSpec.dns`): 127.0.0.2, then the next one after each move."""
+        self.endpoints: Endpoints | None = None
+        self.weights: tuple[int, ...] | None = None
+        """The upstream's weights as a controller last set them (None: the variant's)."""
 
     async def start(self) -> Endpoints:
         if self.nginx_port is not None:
@@ -80,17 +86,22 @@ class LocalTopology:
             self.children.append(part.child)
             urls[name] = [part.url]
             part_urls[name] = part.url
+        named = self._named_backend()
         for spec in self.variant.services:
             started = []
             for replica in range(spec.replicas):
                 port = next(ports)
                 argv = service_argv(spec, port, replica, urls)
+                host = HOST
+                if named and spec.name == named:
+                    host = self.addresses[spec.replica_name(replica)] = dns.BACKEND_ADDRESSES[0]
+                    argv += ["--host", host]
                 child = self.group.start(
                     f"{spec.name}-{replica + 1}", argv, cwd=REPO_ROOT, log_dir=self.log_dir
                 )
                 self.children.append(child)
-                started.append((child, f"http://{HOST}:{port}"))
-                self.launches[child.name] = (argv, f"http://{HOST}:{port}")
+                started.append((child, f"http://{host}:{port}"))
+                self.launches[child.name] = (argv, f"http://{host}:{port}")
             await asyncio.gather(*(wait_healthy(c, f"{u}/readyz") for c, u in started))
             urls[spec.name] = [u for _, u in started]
         services = {name: u for name, u in urls.items() if name not in part_urls}
@@ -103,18 +114,58 @@ class LocalTopology:
             (backend_spec.replica_name(i), u.removeprefix("http://"))
             for i, u in enumerate(urls[backend])
         ]
+        if named:
+            await self._publish_names()
+            self.upstream = [
+                (name, f"{dns.name_of(backend)}:{server.rpartition(':')[2]}")
+                for name, server in self.upstream
+            ]
         self._write_nginx_config()
-        proxy = self.group.start("nginx", nginx.nginx_argv(self.layout), log_dir=self.log_dir)
+        proxy = self.group.start("nginx", self._nginx_argv(), log_dir=self.log_dir)
         self.children.append(proxy)
         nginx_url = f"http://{HOST}:{nginx_port}"
         await wait_healthy(proxy, f"{nginx_url}/healthz", log=self.layout.error_log)
-        return Endpoints(nginx_url, services, part_urls)
+        self.endpoints = Endpoints(nginx_url, services, part_urls)
+        return self.endpoints
+
+    def _named_backend(self) -> str:
+        """The backend nginx finds by DNS name ("" = by address); needs the dns part."""
+        if not self.variant.nginx.dns:
+            return ""
+        backend = self.variant.nginx.backend
+        if "dns" not in self.variant.parts:
+            raise LabError(f"nginx dns = {self.variant.nginx.dns} needs the dns part")
+        replicas = [s.replicas for s in self.variant.services if s.name == backend]
+        if replicas != [1]:
+            raise LabError(f"nginx finds {backend} by DNS name: it must have one replica")
+        return backend
+
+    async def _publish_names(self) -> None:
+        """Write every named replica's address to dnsmasq's hosts file, have it re-read
+        the file (SIGHUP), and wait until it answers with them."""
+        backend = self.variant.nginx.backend
+        (address,) = self.addresses.values()
+        dns.write_hosts(self.prefix / "dns" / "hosts", {dns.name_of(backend): address})
+        (server,) = self.processes("dns")
+        os.kill(server.pid, signal.SIGHUP)
+        await dns.wait_answer(server, dns.name_of(backend), address)
+
+    def _nginx_argv(self) -> list[str]:
+        """nginx's command line; with names, in a namespace whose resolver is dnsmasq."""
+        argv = nginx.nginx_argv(self.layout)
+        if not self.variant.nginx.dns:
+            return argv
+        resolv_conf = self.prefix / "resolv.conf"
+        dns.write_resolv_conf(resolv_conf)
+        return dns.namespaced(argv, resolv_conf)
 
     def _write_nginx_config(self) -> None:
         """Render nginx's config with the upstream's servers (less the removed ones),
         write it and `nginx -t` it; on a rejection the previous config stays."""
         spec, servers = nginx.without_servers(
-            self.variant.nginx, [server for _, server in self.upstream], self.removed
+            nginx.reweighted(self.variant.nginx, self.weights),
+            [server for _, server in self.upstream],
+            self.removed,
         )
         config = nginx.render_config(
             spec,
@@ -127,7 +178,7 @@ class LocalTopology:
         previous = self.layout.conf.read_text() if self.layout.conf.exists() else None
         nginx.write_config(config, self.layout)
         try:
-            nginx.test_config(self.layout)
+            nginx.run_config_test(self._nginx_argv()[:-2] + ["-t", "-q"], self.layout.conf)
         except LabError:
             if previous is not None:
                 self.layout.conf.write_text(previous)
@@ -154,6 +205,55 @@ class LocalTopology:
         (proxy,) = self.processes("nginx")
         os.kill(proxy.pid, signal.SIGHUP)
         return [self.upstream[i][0] for i in sorted(hit)]
+
+    async def reweight(self, weights: tuple[int, ...]) -> None:
+        """Mid-run, new weights for nginx's upstream servers (0 = down): the config
+        rendered with them, `nginx -t`, then a reload (SIGHUP), as `remove` does."""
+        before = self.weights
+        self.weights = nginx.checked_weights(weights, len(self.upstream))
+        try:
+            await asyncio.to_thread(self._write_nginx_config)
+        except LabError:
+            self.weights = before
+            raise
+        (proxy,) = self.processes("nginx")
+        os.kill(proxy.pid, signal.SIGHUP)
+
+    async def move(self, service: str, replica: int | None) -> list[str]:
+        """Mid-run, move nginx's backend (found by DNS name) to the next loopback address,
+        as a redeploy on a new host does: a new process there on the same port, ready;
+        then its name points there (hosts file, SIGHUP to dnsmasq, answered); then the
+        old process is killed (SIGKILL: its host is gone). Returns the replica's name."""
+        if not self.variant.nginx.dns or service != self.variant.nginx.backend:
+            raise LabError(f"cannot move {service}: only nginx's backend, found by DNS name")
+        (old,) = self.processes(service, replica)
+        argv, url = self.launches[old.name]
+        address = self.addresses[old.name]
+        later = dns.BACKEND_ADDRESSES[dns.BACKEND_ADDRESSES.index(address) + 1 :]
+        if not later:
+            raise LabError(f"cannot move {old.name}: no loopback address left")
+        argv = [*argv[:-1], later[0]]  # its last option is --host ADDRESS
+        url = url.replace(f"//{address}:", f"//{later[0]}:")
+        child = self.group.start(old.name, argv, cwd=REPO_ROOT, log_dir=self.log_dir)
+        self.children.append(child)
+        await wait_healthy(child, f"{url}/readyz")
+        self.addresses[old.name] = later[0]
+        self.launches[old.name] = (argv, url)
+        await self._publish_names()
+        self.children.remove(old)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(old.pid, signal.SIGKILL)  # the old host is gone, not drained
+        await asyncio.to_thread(self.group.stop, old)
+        if self.endpoints is not None:
+            index = int(old.name.rpartition("-")[2]) - 1
+            self.endpoints.services[service][index] = url
+        return [old.name]
+
+    async def reload(self) -> list[str]:
+        """Mid-run, reload nginx (SIGHUP): its config is read again, names resolved anew."""
+        (proxy,) = self.processes("nginx")
+        os.kill(proxy.pid, signal.SIGHUP)
+        return [proxy.name]
 
     def processes(self, service: str, replica: int | None = None) -> list[Child]:
         """The running children of a service (`api` -> api-1, api-2, ...) or of a part."""

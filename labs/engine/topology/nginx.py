@@ -16,6 +16,7 @@ import jinja2
 
 from labs.engine.errors import LabError
 from labs.engine.model.spec import REPO_ROOT, NginxSpec
+from labs.engine.topology.dns import DNS_ADDRESS
 
 TEMPLATE_DIR = REPO_ROOT / "compose" / "nginx"
 TEMPLATE_NAME = "nginx.conf.j2"
@@ -73,9 +74,12 @@ def render_config(
     servers: list[str],
     layout: NginxLayout,
     user: str | None = None,
+    resolver: str = DNS_ADDRESS,
 ) -> str:
     """`user` is nginx's `user` directive: None = root when we run as root (the local
-    topology), "" = none (a container started as an unprivileged user)."""
+    topology), "" = none (a container started as an unprivileged user). `resolver`: the
+    DNS server nginx asks while running when `spec.dns` is "resolver" (the local dns
+    part's dnsmasq; Docker's own on compose)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
@@ -111,6 +115,9 @@ def render_config(
         extra_location=spec.extra_location,
         http_directives=spec.http_directives,
         retry_after_s=spec.retry_after_s,
+        dns=spec.dns,
+        dns_valid=spec.dns_valid,
+        resolver=resolver,
     )
 
 
@@ -126,6 +133,20 @@ def without_servers(
     weights = tuple(w for i, w in enumerate(spec.upstream.weights) if i in keep)
     upstream = replace(spec.upstream, weights=weights)
     return replace(spec, upstream=upstream), [servers[i] for i in keep]
+
+
+def reweighted(spec: NginxSpec, weights: tuple[int, ...] | None) -> NginxSpec:
+    """`spec` with its upstream's weights replaced (None: as it is)."""
+    if weights is None:
+        return spec
+    return replace(spec, upstream=replace(spec.upstream, weights=weights))
+
+
+def checked_weights(weights: tuple[int, ...], servers: int) -> tuple[int, ...]:
+    """One weight per upstream server, each 0 (`down`) to 1000; LabError otherwise."""
+    if len(weights) != servers or any(not 0 <= w <= 1000 for w in weights):
+        raise LabError(f"weights {list(weights)}: need {servers} values, each 0-1000")
+    return tuple(weights)
 
 
 def write_config(text: str, layout: NginxLayout) -> None:
@@ -146,10 +167,14 @@ def nginx_argv(layout: NginxLayout) -> list[str]:
 
 def test_config(layout: NginxLayout) -> None:
     """`nginx -t` on the rendered config; its own message on failure."""
-    argv = nginx_argv(layout)[:-2] + ["-t", "-q"]
+    run_config_test(nginx_argv(layout)[:-2] + ["-t", "-q"], layout.conf)
+
+
+def run_config_test(argv: list[str], conf: Path) -> None:
+    """Run an `nginx -t` command line (e.g. in a namespace); its own message on failure."""
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
-        raise LabError(rejected(layout.conf, result.stderr, result.returncode))
+        raise LabError(rejected(conf, result.stderr, result.returncode))
 
 
 def rejected(conf: Path | str, output: str, returncode: int) -> str:

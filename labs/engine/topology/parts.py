@@ -17,13 +17,14 @@ from pathlib import Path
 
 from labs.engine.errors import LabError, StartupError
 from labs.engine.runtime.processes import Child, ProcessGroup
+from labs.engine.topology import dns
 from labs.engine.topology.ports import HOST
 
 REDIS_INSTALL_HINT = (
     "install it: apt-get install redis-server (Debian/Ubuntu) or brew install redis (macOS)"
 )
 STARTUP_TIMEOUT_S = 15.0
-KNOWN_PARTS = ("redis",)
+KNOWN_PARTS = ("redis", "dns")
 
 
 def find_redis_server() -> str:
@@ -71,6 +72,8 @@ def check_parts(parts: tuple[str, ...]) -> None:
             raise LabError(f"unknown part {part!r} (known: {', '.join(KNOWN_PARTS)})")
         if part == "redis":
             find_redis_server()
+        if part == "dns":
+            dns.preflight()
 
 
 @dataclass
@@ -83,10 +86,17 @@ class StartedPart:
 async def start_part(
     name: str, group: ProcessGroup, port: int, workdir: Path, log_dir: Path | None = None
 ) -> StartedPart:
-    """Start one part and return once it answers (only "redis" exists so far)."""
-    if name != "redis":
+    """Start one part and return once it answers ("redis", or "dns": dnsmasq with an
+    empty hosts file, `workdir`/hosts, that the topology fills)."""
+    if name not in KNOWN_PARTS:
         raise LabError(f"unknown part {name!r} (known: {', '.join(KNOWN_PARTS)})")
     workdir.mkdir(parents=True, exist_ok=True)
+    if name == "dns":
+        hosts = workdir / "hosts"
+        dns.write_hosts(hosts, {})
+        child = group.start("dns", dns.dnsmasq_argv(hosts), cwd=workdir, log_dir=log_dir)
+        await dns.wait_answer(child, dns.name_of("probe"))
+        return StartedPart(name, child, f"dns://{dns.DNS_ADDRESS}:{dns.DNS_PORT}")
     child = group.start("redis", redis_argv(port, workdir), cwd=workdir, log_dir=log_dir)
     await wait_redis(child, port)
     return StartedPart(name, child, f"redis://{HOST}:{port}")

@@ -53,3 +53,17 @@ async def test_an_unreachable_replica_is_a_lab_error(tmp_path: Path):
     endpoints = Endpoints("http://nginx", {"api": ["http://127.0.0.1:1"]})
     with pytest.raises(LabError, match="cannot collect http://127.0.0.1:1/orders"):
         await collect_files([Collect("api", "/orders", "x.json")], endpoints, tmp_path)
+
+
+async def test_an_optional_file_is_skipped_on_404_or_no_replica(server, tmp_path: Path):
+    endpoints = Endpoints("http://nginx", {"api": [server]})
+    wanted = [
+        Collect("api", "/worklog", "a.json", optional=True),
+        Collect("api", "/orders?since=0", "b.json", replica=2, optional=True),
+    ]
+    await collect_files(wanted, endpoints, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(LabError, match="HTTP 400"):
+        await collect_files(
+            [Collect("api", "/orders", "c.json", optional=True)], endpoints, tmp_path
+        )

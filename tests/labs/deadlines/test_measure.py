@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from labs.deadlines.hedging import HedgeNumbers
 from labs.deadlines.measure import (
     CALLS_FILE,
     WORK_LOG,
@@ -22,7 +23,7 @@ from labs.deadlines.measure import (
     slow_window,
     wasted_work,
 )
-from labs.deadlines.scenario import PER_HOP
+from labs.deadlines.scenario import HEDGED, PER_HOP
 from labs.engine.analysis.metrics import Request, summarize
 from labs.engine.analysis.windows import Window
 from labs.engine.model.spec import DeriveContext
@@ -105,3 +106,39 @@ def test_derive_returns_typed_numbers_whose_view_is_extra(tmp_path: Path):
     assert list(asdict(n)) == [f for f in DeadlineNumbers.__dataclass_fields__]
     with pytest.raises(FrozenInstanceError):
         n.wasted_pct = 0.0  # type: ignore[misc]
+
+
+def test_hedged_numbers_count_the_apis_own_arrivals_per_phase(tmp_path: Path):
+    # Client requests: 20 in the tail phase (2 of them slow), 10 in the all-slow phase.
+    requests = [Request(ORIGIN + 1.0 + i * 0.1, "/work", 200, 20.0) for i in range(18)]
+    requests += [Request(ORIGIN + 3.0 + i * 0.1, "/work", 200, 500.0) for i in range(2)]
+    requests += [Request(ORIGIN + 7.0 + i * 0.1, "/work", 200, 500.0) for i in range(10)]
+    requests.insert(0, Request(ORIGIN, "/work", 200, 20.0))  # before SETTLE_S: left out
+    result = summarize("hedged", requests)
+    assert result.origin_s == ORIGIN and result.duration_s >= 8.0
+    # The api's 100 ms buckets from ORIGIN: two replicas, each request counted once by
+    # one of them, plus 2 hedges in the tail phase and 1 in the all-slow phase.
+    counts = [0] * 100
+    for r in requests:
+        counts[round((r.start_s - ORIGIN) * 10)] += 1
+    counts[32] += 2
+    counts[75] += 1
+    first, second = counts[:50] + [0] * 50, [0] * 50 + counts[50:]
+    arrivals = [{"bucket_s": 0.1, "start_epoch_s": ORIGIN, "counts": c} for c in (first, second)]
+    gateway = {"downstreams": {"api": {"hedge": {"hedges": 3, "denied": 9, "hedge_won": 1}}}}
+    result = replace(
+        result,
+        duration_s=10.0,
+        events=[_fault(5.0, {"latency_ms": 500})],
+        services={"api": [{"arrivals": a} for a in arrivals], "gateway": [gateway]},
+    )
+    n = derive(DeriveContext(HEDGED, result, requests, tmp_path))
+    assert isinstance(n, HedgeNumbers)
+    assert (n.tail.start_s, n.tail.end_s) == (1.0, 5.0)
+    assert (n.tail.requests, n.tail.api_requests, n.tail.over_delay) == (20, 22, 2)
+    assert n.tail_extra_pct == 10.0
+    # The all-slow phase starts once the saved tokens are spent, and ends early.
+    assert (n.all_slow.start_s, n.all_slow.end_s) == (6.0, 8.5)
+    assert (n.all_slow.requests, n.all_slow.api_requests) == (10, 11)
+    assert n.all_slow_extra_pct == 10.0
+    assert (n.hedges, n.hedges_denied, n.hedge_won) == (3, 9, 1)

@@ -4,6 +4,7 @@ timeout, when a fix holds (fast), and grading for real (-m lab)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from labs.engine.errors import LabError
 from labs.engine.exercises import exercise
 from labs.overload.exercise import EXERCISE, holds
 from labs.overload.lab import LAB
-from labs.overload.measure import OverloadNumbers, Phase
+from labs.overload.measure import LimitNumbers, OverloadNumbers, Phase
 from labs.overload.scenario import BROKEN, LOW_LOAD, SHEDDING, SHORT_TRIGGER, THROTTLING
 from tests.conftest import grade_with, run_lab_cli
 
@@ -118,7 +119,9 @@ def _result(after_share: float, before_s: float = 6.0, trigger_s: float = 7.5):
         goodput_ratio=after_share, throughput_after_per_s=50, busy_ratio=0.5,
         offered_rate_per_s=50, offered_error=0.0, send_lag_p99_ms=2.0, requests=1000,
         outcomes={"ok": 1000}, attempts=1000, retries=0, api_completed=1000, api_late=0,
-        api_shed={}, api_queue_max=10, series={},
+        api_shed={}, api_queue_max=10, overload_attempts=0, overload_accepts=0,
+        attempts_per_accept=math.nan, limit=LimitNumbers(0, 0, 0, 0, 0, 0, math.nan, ((), ())),
+        series={},
     )  # fmt: skip
     return replace(summarize("after", []), derived=n)
 

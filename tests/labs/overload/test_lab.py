@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import passed_check
-
 pytestmark = pytest.mark.lab
 
 CHECKS = {
@@ -20,17 +18,19 @@ CHECKS = {
     "retry_budget_recovers_within_5s",
     "client_throttling_recovers_within_5s",
     "bounded_queue_recovers_within_5s",
+    "adaptive_limit_recovers_within_5s",
+    "client_throttling_sends_at_most_2_5x_its_accepts",
 }
 
 
-def test_overload_check_stays_down_under_broken_and_recovers_otherwise(lab_env, tmp_path: Path):
-    document = passed_check("overload", lab_env, tmp_path, timeout=300)
+def test_overload_check_stays_down_under_broken_and_recovers_otherwise(overload_run: dict):
+    document = overload_run  # one run, shared with test_simulate.py (conftest.py)
     assert {c["name"] for c in document["checks"]} == CHECKS
 
     variants = document["variants"]
     assert set(variants) == {
         "broken", "short-trigger", "low-load", "retry-budget", "client-throttling",
-        "bounded-queue",
+        "bounded-queue", "adaptive-limit",
     }  # fmt: skip
     for name, variant in variants.items():
         extra = variant["extra"]
@@ -45,7 +45,18 @@ def test_overload_check_stays_down_under_broken_and_recovers_otherwise(lab_env, 
     assert broken["retries"] > broken["requests"]
     assert variants["bounded-queue"]["extra"]["api_shed"]["queue_full"] > 0
     assert variants["client-throttling"]["extra"]["outcomes"].get("throttled", 0) > 0
+    limit = variants["adaptive-limit"]["extra"]["limit"]
+    # The limit fell under the trigger and refused the excess at once; the gateway's
+    # /admin/stats shows it over time.
+    assert limit["lowest"] < limit["initial"] and limit["rejected"] > 0
+    gateway = variants["adaptive-limit"]["services"]["gateway"][0]["adaptive_limit"]
+    assert gateway["history"]["limits"] and gateway["rejected"] == limit["rejected"]
 
     run_dir = Path(document["results_dir"])
     plots = {p.name for p in (run_dir / "plots").glob("*.png")}
     assert any("goodput" in p for p in plots), plots
+    assert any("adaptive-concurrency-limit" in p for p in plots), plots
+    table = (run_dir / "report.md").read_text().split("## Hysteresis", 1)[1]
+    for name in variants:
+        assert f"| {name} |" in table, name
+    assert "| broken | 4.0 |" in table and "| short-trigger | 1.0 |" in table

@@ -13,7 +13,14 @@ import pytest
 
 from labs.engine.analysis.metrics import Request, summarize
 from labs.engine.model.spec import DeriveContext
-from labs.overload.measure import LOGICAL_FILE, OverloadNumbers, derive, per_second, read_logical
+from labs.overload.lab import hysteresis
+from labs.overload.measure import (
+    LOGICAL_FILE,
+    OverloadNumbers,
+    derive,
+    per_second,
+    read_logical,
+)
 from labs.overload.scenario import BROKEN
 
 ORIGIN = 1_000.0
@@ -115,6 +122,33 @@ def test_a_run_that_recovers(tmp_path):
     assert n.series["api throughput"][1][3] == CAPACITY
 
 
+def test_attempts_per_accept_from_the_trigger_to_5s_after_it(tmp_path):
+    down = derive(_run(tmp_path, recovers=False))
+    assert down.overload_accepts == 0 and math.isnan(down.attempts_per_accept)
+    assert not down.throttled(1000)
+    up = derive(_run(tmp_path, recovers=True))
+    # [5, 13): 40 requests fail (4 attempts each, all sent before 13 s), 40 answer at once.
+    assert (up.overload_attempts, up.overload_accepts, up.attempts_per_accept) == (200, 40, 5.0)
+    assert up.throttled(5.0) and not up.throttled(4.9)
+
+
+def test_the_gateway_s_limit_over_time_and_during_the_trigger(tmp_path):
+    context = _run(tmp_path, recovers=True)
+    none = derive(context).limit  # no gateway
+    assert none.over_time == ((), ()) and none.highest == 0 and math.isnan(none.during_mean)
+    limits = [20] * 50 + [10] * 30 + [20] * 120  # 100 ms each from 0 s: 10 from 5 s to 8 s
+    gateway = {"adaptive_limit": {
+        "limit": 20, "lowest": 10, "highest": 20, "admitted": 900, "rejected": 40,
+        "config": {"initial": 20},
+        "history": {"bucket_s": 0.1, "start_epoch_s": ORIGIN - 1, "limits": [20] * 10 + limits},
+    }}  # fmt: skip
+    services = {**context.result.services, "gateway": [gateway]}
+    n = derive(replace(context, result=replace(context.result, services=services)))
+    xs, values = n.limit.over_time
+    assert xs[0] == 0 and values[49:52] == (20, 10, 10) and n.limit.during_mean == 10
+    assert (n.limit.initial, n.limit.lowest, n.limit.rejected) == (20, 10, 40)
+
+
 def test_the_offered_rate_against_the_target(tmp_path):
     n = derive(_run(tmp_path, recovers=False))
     assert n.offered_rate_per_s == pytest.approx(RATE, rel=0.02)
@@ -131,3 +165,15 @@ def test_no_trigger_means_nothing_can_be_judged(tmp_path):
 
 def test_per_second_counts_whole_seconds_from_zero():
     assert per_second([0.1, 0.9, 1.0, 2.5, -0.1, 3.0], 3.0) == ((0.0, 1.0, 2.0), (2.0, 1.0, 1.0))
+
+
+def test_the_hysteresis_table_has_a_row_per_variant_that_ran_in_the_lab_s_order(tmp_path):
+    results = {}
+    for name, recovers in (("bounded-queue", True), ("broken", False)):
+        (tmp_path / name).mkdir()
+        context = _run(tmp_path / name, recovers)
+        results[name] = replace(context.result, derived=derive(context))
+    assert hysteresis(results) == [
+        ("broken", "3.0", "10 (50)", "none", "10 -> 0", "0 %", "NO"),
+        ("bounded-queue", "3.0", "10 (50)", "bounded-queue", "10 -> 10.07", "100 %", "yes"),
+    ]

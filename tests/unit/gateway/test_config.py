@@ -11,8 +11,8 @@ URLS = ("http://127.0.0.1:1",)
 
 
 def test_an_attempt_timeout_gives_every_part() -> None:
-    timeout = Timeouts(connect_s=0.5, read_s=None).for_attempt(2.0)
-    assert (timeout.total, timeout.connect, timeout.sock_read) == (2.0, 0.5, None)
+    timeout = Timeouts(connect_s=0.5, read_s=None).client_timeout()
+    assert (timeout.total, timeout.connect, timeout.sock_read) == (None, 0.5, None)
 
 
 def test_a_budget_config_builds_the_budget_it_describes() -> None:
