@@ -61,8 +61,8 @@ bench: setup  ## load ceiling, proxy reference, policy overhead, time to first r
 	@command -v wrk >/dev/null || sh scripts/ensure-system-deps.sh wrk
 	$(BIN)/python -m bench.run
 
-stability: setup  ## every lab check N times, quiet and with a core busy -> bench/stability.md (N=10: ~2.5 h)
-	$(BIN)/python -m bench.stability --repeat $(or $(N),10) $(if $(LABS),--labs $(LABS))
+stability: setup  ## every lab check N times [MODES="quiet busy compose"], resumable -> bench/stability.md
+	$(BIN)/python -m bench.stability --repeat $(or $(N),10) $(if $(LABS),--labs $(LABS)) $(if $(MODES),--modes $(MODES))
 
 docker-setup:  ## compose topology: install docker.io + Compose, start dockerd (root)
 	@bash scripts/docker-setup.sh

@@ -1,15 +1,22 @@
-"""How stable is each lab check? `lab check --repeat N --json`, once on a quiet machine
-and once with one of the two cores kept busy by another process, as markdown tables.
+"""How stable is each lab check? `lab check LAB --repeat N --json` per lab, on a quiet
+machine, with one of the two cores kept busy by another process, and on the compose
+topology; stored per lab and rendered as markdown tables.
 
-    python -m bench.stability --repeat 10 [--labs keepalive-502 idempotency] [--out FILE]
+    python -m bench.stability --repeat 10 [--modes quiet busy compose] [--labs a b]
+    python -m bench.stability --render          # the tables from what is stored
 
-The table says, per check, how many runs it passed and the min / median / max of the
-number it judges: the measured proof of "10 out of 10 on a noisy 2-core machine".
+Every lab's measurement is saved as it finishes (bench/stability/<mode>/<lab>.json, with
+the commit it ran at), so a long measurement can stop and resume: a lab already measured
+with the same --repeat at the same source is skipped. The tables say, per check, how many
+runs it passed and the min / median / max of the number it judges: the measured proof of
+"10 out of 10 on a noisy 2-core machine". A row measured at a source that has changed
+since is marked stale, and a lab never measured is listed as such.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -18,11 +25,21 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from labs.engine.model.catalog import all_labs
 from labs.engine.reporting.stability import fmt
 
 REPO = Path(__file__).resolve().parents[1]
+STORE = REPO / "bench" / "stability"
+MODES = {
+    "quiet": "Quiet machine (local topology)",
+    "busy": "One core kept busy by a nice 19 spinner (local topology)",
+    "compose": "Compose topology (quiet machine)",
+}
+ENGINE_PARTS = ("model", "analysis", "topology", "runtime", "load", "runner.py", "errors.py")
+"""What a lab's outcome depends on in the engine; reports, CLI and live view do not count."""
 
 
 @contextmanager
@@ -41,17 +58,87 @@ def busy_core(enabled: bool) -> Iterator[None]:
         spinner.wait()
 
 
-def measure(labs: Sequence[str], repeat: int, busy: bool) -> dict:
-    command = [sys.executable, "-m", "labs.engine.cli", "check", "--repeat", str(repeat), "--json"]
-    command += list(labs) if labs else ["--all"]
-    with busy_core(busy):
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-    if not done.stdout.strip():
-        raise SystemExit(f"stability: lab check printed nothing: {done.stderr.strip()[-500:]}")
-    return json.loads(done.stdout)
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"stability: git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
-def table(document: dict, title: str) -> list[str]:
+def source_paths(lab: str) -> list[str]:
+    engine = [f"labs/engine/{part}" for part in ENGINE_PARTS]
+    return [f"labs/{lab.replace('-', '_')}", *engine, "services", "loadtests", "compose"]
+
+
+def fingerprint(lab: str) -> str:
+    """The committed source a lab's outcome depends on (guides and other .md excluded)."""
+    listing = git("ls-tree", "-r", "HEAD", "--", *source_paths(lab)).splitlines()
+    code = [line for line in listing if not line.endswith(".md")]
+    return hashlib.sha256("\n".join(code).encode()).hexdigest()[:16]
+
+
+def uncommitted(lab: str) -> list[str]:
+    status = git("status", "--porcelain", "--", *source_paths(lab)).splitlines()
+    return [line[3:] for line in status if not line.endswith(".md")]
+
+
+@dataclass(frozen=True)
+class Stored:
+    mode: str
+    lab: str
+    repeat: int
+    commit: str
+    fingerprint: str
+    measured_at: str
+    seconds: float
+    document: dict
+
+    @property
+    def path(self) -> Path:
+        return STORE / self.mode / f"{self.lab}.json"
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fields = {k: v for k, v in self.__dict__.items()}
+        self.path.write_text(json.dumps(fields, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, mode: str, lab: str) -> Stored | None:
+        path = STORE / mode / f"{lab}.json"
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+def measure(mode: str, lab: str, repeat: int) -> Stored:
+    command = [sys.executable, "-m", "labs.engine.cli", "check", lab, "--repeat", str(repeat)]
+    command += ["--json", *(["--topology", "compose"] if mode == "compose" else [])]
+    stamp, started = time.strftime("%Y-%m-%d %H:%M"), time.monotonic()
+    with busy_core(mode == "busy"):
+        stdout, stderr = run_forwarding_signals(command)
+    if not stdout.strip():
+        raise SystemExit(f"stability: lab check {lab} printed nothing: {stderr[-500:]}")
+    (document,) = json.loads(stdout)["labs"]
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    seconds = round(time.monotonic() - started, 1)
+    return Stored(mode, lab, repeat, commit, fingerprint(lab), stamp, seconds, document)
+
+
+def run_forwarding_signals(command: list[str]) -> tuple[str, str]:
+    """Run `lab check`; SIGTERM or Ctrl-C here stops it the same way, so it cleans up."""
+    child = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    try:
+        return child.communicate()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGINT)
+        child.communicate()
+        raise SystemExit("stability: interrupted; what was measured so far is stored") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def table(document: dict, title: str, notes: dict[str, str] | None = None) -> list[str]:
     lines = [
         f"### {title}",
         "",
@@ -59,42 +146,103 @@ def table(document: dict, title: str) -> list[str]:
         "|---|---:|---:|---:|---:|",
     ]
     for lab in document["labs"]:
+        if "checks" not in lab:
+            lines.append(f"| {lab['lab']} | not measured yet | | | |")
+            continue
         for check in lab["checks"]:
             passed = f"{check['passed']}/{check['runs']}"
             if check["passed"] < check["runs"]:
                 passed = f"**{passed}**"
             band = [fmt(check[k]) for k in ("min", "median", "max")]
             lines.append(f"| {lab['lab']} / {check['name']} | {passed} | {' | '.join(band)} |")
+    lines.append("")
+    for lab, note in (notes or {}).items():
+        lines.append(f"- {lab}: {note}")
     return [*lines, ""]
 
 
+def render(repeat: int) -> tuple[list[str], bool]:
+    """The markdown for every mode from what is stored; True when every lab is measured
+    with `repeat` runs at the current source and passed every run."""
+    labs = [lab.name for lab in all_labs()]
+    lines = [
+        "# Stability of the lab checks",
+        "",
+        f"Each lab's `lab check --repeat {repeat}` on this {os.cpu_count()}-core machine, "
+        "run by `make stability` (bench/stability.py); the raw runs are in "
+        "bench/stability/<mode>/<lab>.json. The band is the number each check judges "
+        "(n/a: the check reports none).",
+        "",
+    ]
+    complete = True
+    for mode, title in MODES.items():
+        rows: list[dict] = []
+        notes: dict[str, str] = {}
+        for lab in labs:
+            stored = Stored.load(mode, lab)
+            if stored is None:
+                rows.append({"lab": lab})
+                complete = False
+                continue
+            rows.append(stored.document)
+            stale = stored.fingerprint != fingerprint(lab)
+            complete &= not stale and stored.repeat == repeat and stored.document["passed"]
+            notes[lab] = (
+                f"{stored.repeat} runs at {stored.commit}, {stored.measured_at}, "
+                f"{stored.seconds / 60:.0f} min"
+                + ("; STALE: its source changed since" if stale else "")
+            )
+        measured = sum("checks" in row for row in rows)
+        lines += table({"labs": rows}, f"{title}: {measured} of {len(labs)} labs", notes)
+    return lines, complete
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.stability", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.stability",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--repeat", type=int, default=10, help="runs per lab (default 10)")
     parser.add_argument("--labs", nargs="*", default=[], help="labs (default: all)")
+    parser.add_argument("--modes", nargs="*", default=["quiet", "busy"], choices=list(MODES))
+    parser.add_argument("--render", action="store_true", help="only write the tables")
+    parser.add_argument("--again", action="store_true", help="re-measure stored labs too")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "stability.md")
     args = parser.parse_args(argv)
     if not 1 <= args.repeat <= 50:
         parser.error("--repeat must be from 1 to 50")
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    lines = [
-        "# Stability of the lab checks",
-        "",
-        f"{stamp} on {os.uname().nodename}: {os.cpu_count()} cores. Each lab's checks over "
-        f"{args.repeat} runs of `lab check`; the band is the number each check judges "
-        "(n/a: the check reports none).",
-        "",
-    ]
-    all_passed = True
-    for busy in (False, True):
-        print(f"stability: {'one core busy' if busy else 'quiet'} ...", flush=True)
-        document = measure(args.labs, args.repeat, busy)
-        all_passed &= bool(document["passed"])
-        title = "One core kept busy (nice 19 spinner)" if busy else "Quiet machine"
-        lines += table(document, title)
+    known = [lab.name for lab in all_labs()]
+    if unknown := sorted(set(args.labs) - set(known)):
+        parser.error(f"unknown lab(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    if not args.render:
+        for mode in args.modes:
+            for lab in args.labs or known:
+                stored = Stored.load(mode, lab)
+                if (
+                    not args.again
+                    and stored
+                    and stored.repeat == args.repeat
+                    and stored.fingerprint == fingerprint(lab)
+                ):
+                    print(f"stability: {mode} {lab}: stored at {stored.commit}, skipped")
+                    continue
+                if dirty := uncommitted(lab):
+                    parser.error(f"{lab}: commit first, its source has changes: {dirty[0]}")
+                print(f"stability: {mode} {lab}: {args.repeat} runs ...", flush=True)
+                result = measure(mode, lab, args.repeat)
+                result.save()
+                passed = result.document["passed"]
+                print(
+                    f"stability: {mode} {lab}: {'all passed' if passed else 'NOT all passed'} "
+                    f"in {result.seconds / 60:.1f} min",
+                    flush=True,
+                )
+    lines, complete = render(args.repeat)
     args.out.write_text("\n".join(lines))
-    print(f"stability: wrote {args.out}; {'all stable' if all_passed else 'NOT all stable'}")
-    return 0 if all_passed else 1
+    verdict = "complete, all stable" if complete else "incomplete or not all stable"
+    print(f"stability: wrote {args.out}; {verdict}")
+    return 0 if complete else 1
 
 
 if __name__ == "__main__":
