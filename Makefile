@@ -72,6 +72,9 @@ images:  ## compose images from public base images: make images [BASE_IMAGE=...]
 		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) .
 	DOCKER_BUILDKIT=1 $(DOCKER) build -q -f compose/nginx.Dockerfile -t lab-nginx:latest \
 		$(if $(NGINX_BASE_IMAGE),--build-arg BASE_IMAGE=$(NGINX_BASE_IMAGE)) .
+	DOCKER_BUILDKIT=1 $(DOCKER) build -q -f compose/locust.Dockerfile -t lab-locust:latest \
+		--build-arg LOCUST_VERSION=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("locust"))' 2>/dev/null) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) .
 
 images-offline:  ## no registry: a Debian base image (debootstrap), then the compose images on it
 	WITH_HOST_CA=$(WITH_HOST_CA) bash scripts/build-base-image.sh

@@ -112,14 +112,14 @@ def measure(mode: str, lab: str, repeat: int) -> Stored:
     command = [sys.executable, "-m", "labs.engine.cli", "check", lab, "--repeat", str(repeat)]
     command += ["--json", *(["--topology", "compose"] if mode == "compose" else [])]
     stamp, started = time.strftime("%Y-%m-%d %H:%M"), time.monotonic()
+    commit, source = git("rev-parse", "--short", "HEAD").strip(), fingerprint(lab)
     with busy_core(mode == "busy"):
         stdout, stderr = run_forwarding_signals(command)
     if not stdout.strip():
         raise SystemExit(f"stability: lab check {lab} printed nothing: {stderr[-500:]}")
     (document,) = json.loads(stdout)["labs"]
-    commit = git("rev-parse", "--short", "HEAD").strip()
     seconds = round(time.monotonic() - started, 1)
-    return Stored(mode, lab, repeat, commit, fingerprint(lab), stamp, seconds, document)
+    return Stored(mode, lab, repeat, commit, source, stamp, seconds, document)
 
 
 def run_forwarding_signals(command: list[str]) -> tuple[str, str]:

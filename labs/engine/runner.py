@@ -217,7 +217,9 @@ async def run_variant(
             )
             options.live(variant.name, dashboard.url)
         load_started = time.time()
-        locust = start_load(group, variant.load, endpoints.nginx_url, files, options.locust_workers)
+        workers = options.locust_workers
+        containers = topology.worker_containers() if workers else None
+        locust = start_load(group, variant.load, endpoints.nginx_url, files, workers, containers)
         await wait_until_spawning(locust)
         background = [
             asyncio.create_task(apply_faults(variant.faults, endpoints, events, topology))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from labs.engine.model.catalog import all_labs
 from tests.conftest import passed_check
+from tests.test_locust_workers import rows
 
 pytestmark = pytest.mark.compose
 
@@ -49,3 +51,31 @@ def test_rate_limit_check_passes_on_compose(lab_env, tmp_path: Path):
     document = passed_check("rate-limit", lab_env, tmp_path, 600, "--topology", "compose")
     (stop,) = document["variants"]["redis-down"]["events"]
     assert stop["action"] == "stop" and stop["processes"] == ["redis"]
+
+
+def test_locust_workers_run_as_containers_on_compose(lab_env, tmp_path: Path, docker_client):
+    """`--locust-workers 2` on compose: each worker is a container (Docker's own event
+    stream says so; watched live, as dockerd keeps only its last few hundred events),
+    both drive load, their records are merged, and none is left behind."""
+    stream = docker_client.events(decode=True, filters={"type": "container", "event": "start"})
+    names: list[str] = []
+    watcher = threading.Thread(
+        target=lambda: names.extend(e["Actor"]["Attributes"].get("name", "") for e in stream),
+        daemon=True,
+    )
+    watcher.start()
+    try:
+        document = passed_check(
+            "idempotency", lab_env, tmp_path, 600, "--topology", "compose", "--locust-workers", "2"
+        )
+    finally:
+        stream.close()
+    workers = sorted(n for n in names if "-locust-worker-" in n)
+    assert len(workers) == 2 * len(document["variants"]), workers
+    for name in document["variants"]:
+        folder = Path(document["results_dir"]) / name
+        each = [rows(folder / "workers" / f"w{i}" / "requests.csv") for i in range(2)]
+        assert all(n > 0 for n in each), (name, each)
+        assert rows(folder / "requests.csv") == sum(each)
+    left = docker_client.containers.list(all=True, filters={"name": "locust-worker"})
+    assert not left, [c.name for c in left]

@@ -12,6 +12,12 @@ A locustfile whose users are arrival sources (each one a whole schedule, e.g.
 loadtests/open_loop.py) declares `USERS_PER_WORKER = True`: every worker then gets the
 lab's users, and the locustfile divides its rate by LAB_LOCUST_WORKERS (and offsets its
 seed by LAB_LOCUST_WORKER), so the total offered rate is the same as in one process.
+
+On the compose topology each worker is a container (`WorkerContainers`, image
+lab-locust): on the host's network, so it reaches the master and nginx on 127.0.0.1
+like a local worker, with the repository mounted read-only and its own folder
+writable at the same paths, and labelled with the variant's Compose project, so the
+project's `down` and the engine's sweep remove any container a crash left behind.
 """
 
 from __future__ import annotations
@@ -19,14 +25,16 @@ from __future__ import annotations
 import ast
 import asyncio
 import csv
+import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from labs.engine.errors import LabError
 from labs.engine.load.driver import LoadFiles, locust_argv, start_locust
-from labs.engine.model.spec import LoadSpec
+from labs.engine.model.spec import REPO_ROOT, LoadSpec
 from labs.engine.runtime.processes import Child, ProcessGroup
 from labs.engine.topology.ports import HOST, free_ports
 
@@ -106,12 +114,41 @@ def master_argv(load: LoadSpec, host: str, files: LoadFiles, workers: int, port:
     ]  # fmt: skip
 
 
-def worker_argv(load: LoadSpec, port: int) -> list[str]:
+def worker_argv(load: LoadSpec, port: int, python: str = sys.executable) -> list[str]:
     return [
-        sys.executable, "-m", "locust", "-f", str(load.path),
+        python, "-m", "locust", "-f", str(load.path),
         "--worker", "--master-host", HOST, "--master-port", str(port),
         "--headless", "--loglevel", "WARNING",
     ]  # fmt: skip
+
+
+LOCUST_IMAGE = os.environ.get("LAB_LOCUST_IMAGE", "lab-locust:latest")
+
+
+@dataclass(frozen=True)
+class WorkerContainers:
+    """Run each worker in a container (the compose topology's workers)."""
+
+    name_prefix: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    image: str = LOCUST_IMAGE
+
+    def argv(
+        self, index: int, worker: list[str], env: Mapping[str, str], folder: Path | None = None
+    ) -> list[str]:
+        """`docker run` for one worker: `worker` is its argv with `python` first; `folder`
+        (its records) is the one path it may write."""
+        argv = [
+            "docker", "run", "--rm", "--name", f"{self.name_prefix}-locust-worker-{index + 1}",
+            "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
+            "-v", f"{REPO_ROOT}:{REPO_ROOT}:ro", "-w", str(REPO_ROOT),
+            "-e", f"PYTHONPATH={REPO_ROOT}",
+        ]  # fmt: skip
+        if folder is not None:
+            argv += ["-v", f"{folder}:{folder}"]
+        argv += [arg for key, value in self.labels.items() for arg in ("--label", f"{key}={value}")]
+        argv += [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        return [*argv, self.image, *worker]
 
 
 def worker_dir(files: LoadFiles, index: int) -> Path:
@@ -119,10 +156,16 @@ def worker_dir(files: LoadFiles, index: int) -> Path:
 
 
 def start_load(
-    group: ProcessGroup, load: LoadSpec, host: str, files: LoadFiles, workers: int = 0
+    group: ProcessGroup,
+    load: LoadSpec,
+    host: str,
+    files: LoadFiles,
+    workers: int = 0,
+    containers: WorkerContainers | None = None,
 ) -> LocustRun:
     """Start Locust: one process (workers = 0, as always), or a master and `workers`
-    workers, all children of `group` (stopped with it, Ctrl-C included)."""
+    workers (local processes, or `containers`), all children of `group` (stopped with
+    it, Ctrl-C included)."""
     check_workers(workers)
     if workers == 0:
         return LocustRun(start_locust(group, load, host, files))
@@ -139,7 +182,10 @@ def start_load(
         folder.mkdir(parents=True, exist_ok=True)
         env = {**shared, WORKER_ENV: str(index), "LAB_EVENTS_FILE": str(folder / files.events.name)}
         name = f"locust-worker-{index + 1}"
-        started.append(group.start(name, worker_argv(load, port), env=env, log_dir=logs))
+        argv = worker_argv(load, port)
+        if containers is not None:
+            argv = containers.argv(index, worker_argv(load, port, "python"), env, folder)
+        started.append(group.start(name, argv, env=env, log_dir=logs))
     return LocustRun(master, tuple(started), files)
 
 
@@ -234,7 +280,12 @@ def web_ui_argv(load: LoadSpec, host: str, port: int, web_port: int) -> list[str
 
 
 def start_web_ui(
-    group: ProcessGroup, load: LoadSpec, host: str, workers: int, log_dir: Path
+    group: ProcessGroup,
+    load: LoadSpec,
+    host: str,
+    workers: int,
+    log_dir: Path,
+    containers: WorkerContainers | None = None,
 ) -> tuple[str, int]:
     """Start a web-UI master and `workers` workers (children of `group`); returns the
     web UI's URL and the port workers on other machines connect to (--master-port)."""
@@ -244,10 +295,9 @@ def start_web_ui(
     argv = web_ui_argv(spread(load, workers), host, port, web_port)
     group.start("locust-master", argv, env=env, log_dir=log_dir)
     for index in range(workers):
-        group.start(
-            f"locust-worker-{index + 1}",
-            worker_argv(load, port),
-            env={**env, WORKER_ENV: str(index)},
-            log_dir=log_dir,
-        )
+        worker_env = {**env, WORKER_ENV: str(index)}
+        argv = worker_argv(load, port)
+        if containers is not None:
+            argv = containers.argv(index, worker_argv(load, port, "python"), worker_env)
+        group.start(f"locust-worker-{index + 1}", argv, env=worker_env, log_dir=log_dir)
     return f"http://{HOST}:{web_port}", port

@@ -78,7 +78,10 @@ async def hold(
     cancels it: the topology's stop/kill/start actions run here, where it lives."""
     endpoints = await topology.start()
     if workers := int(record.get("locust_workers", 0)):
-        web, port = start_web_ui(group, variant.load, endpoints.nginx_url, workers, logs / "logs")
+        containers = topology.worker_containers()
+        web, port = start_web_ui(
+            group, variant.load, endpoints.nginx_url, workers, logs / "logs", containers
+        )
         record.update(locust={"web_ui": web, "master_port": port, "workers": workers})
     ctl = control.Control(variant, endpoints, topology)
     await ctl.read_baselines()

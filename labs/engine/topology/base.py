@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from labs.engine.model.spec import Lab, Variant
 from labs.engine.runtime.processes import ProcessGroup
+
+if TYPE_CHECKING:
+    from labs.engine.load.distributed import WorkerContainers
 
 TopologyKind = Literal["local", "compose"]
 TOPOLOGIES: tuple[TopologyKind, ...] = ("local", "compose")
@@ -63,6 +66,10 @@ class Topology(Protocol):
 
     def log_files(self) -> dict[str, Path]:
         """The log files written while it is up, by name (absolute paths)."""
+        ...
+
+    def worker_containers(self) -> WorkerContainers | None:
+        """Where `--locust-workers` run: None for local processes, else containers."""
         ...
 
     def stop(self) -> None:

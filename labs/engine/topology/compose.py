@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from labs.engine.errors import LabError, StartupError
+from labs.engine.load.distributed import LOCUST_IMAGE, WorkerContainers
 from labs.engine.model.spec import Lab, Variant
 from labs.engine.topology import compose_file, compose_moves, compose_reload, dockerenv, nginx
 from labs.engine.topology.base import Endpoints
@@ -233,6 +234,18 @@ class ComposeTopology:
             output = await asyncio.to_thread(container.logs, tail=3)
             tail = " | ".join(output.decode(errors="replace").strip().splitlines())
             raise StartupError(f"{name} exited during startup: {tail or 'no output'}")
+
+    def worker_containers(self) -> WorkerContainers:
+        """Locust workers as containers of this project (its `down` removes them)."""
+        if self.client is None:
+            raise LabError(f"compose project {self.project} is not started")
+        if dockerenv.missing_images(self.client, [LOCUST_IMAGE]):
+            raise LabError(
+                f"image {LOCUST_IMAGE} not found; --locust-workers on compose runs "
+                f"workers in it; {IMAGES_HINT}"
+            )
+        labels = {dockerenv.PROJECT_LABEL: self.project, dockerenv.RUN_LABEL: self.run_id}
+        return WorkerContainers(self.project, labels)
 
     # --- faults -------------------------------------------------------------------------
 

@@ -304,6 +304,10 @@ class LocalTopology:
             files["nginx-output" if child.name == "nginx" else child.name] = child.log_path
         return {name: path.resolve() for name, path in files.items()}
 
+    def worker_containers(self) -> None:
+        """Locust workers run as local processes beside the services."""
+        return None
+
     def stop(self) -> None:
         """Stop nginx first (no new traffic), then the services; keep nginx's files."""
         for child in reversed(self.children):

@@ -17,6 +17,7 @@ from labs.engine.errors import LabError
 from labs.engine.load.distributed import (
     MAX_WORKERS,
     LocustRun,
+    WorkerContainers,
     check_workers,
     finish_load,
     master_argv,
@@ -39,6 +40,22 @@ def test_worker_counts_outside_0_to_max_are_one_line_errors():
     for bad in (-1, MAX_WORKERS + 1, 10_000):
         with pytest.raises(LabError, match=f"--locust-workers must be 0-{MAX_WORKERS}, got"):
             check_workers(bad)
+
+
+def test_a_container_worker_reaches_loopback_and_writes_only_its_own_folder(tmp_path):
+    from labs.engine.model.spec import REPO_ROOT
+
+    placement = WorkerContainers("lab-x-broken", {"com.docker.compose.project": "lab-x-broken"})
+    worker = ["python", "-m", "locust", "--worker"]
+    argv = placement.argv(1, worker, {"LAB_EVENTS_FILE": "/r/w1/requests.csv"}, tmp_path)
+    assert argv[:3] == ["docker", "run", "--rm"]
+    assert argv[argv.index("--name") + 1] == "lab-x-broken-locust-worker-2"
+    assert argv[argv.index("--network") + 1] == "host"  # the master and nginx on 127.0.0.1
+    mounts = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-v"]
+    assert mounts == [f"{REPO_ROOT}:{REPO_ROOT}:ro", f"{tmp_path}:{tmp_path}"]
+    assert "com.docker.compose.project=lab-x-broken" in argv  # the project's down removes it
+    assert "LAB_EVENTS_FILE=/r/w1/requests.csv" in argv
+    assert argv[-5:] == [placement.image, *worker]
 
 
 def test_arrival_sources_get_their_users_on_every_worker():

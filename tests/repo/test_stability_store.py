@@ -1,0 +1,77 @@
+"""`make stability` stores each lab's repeat run as it finishes, skips what is stored at
+the same source, and renders stale or missing labs as such (bench/stability.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import stability
+
+
+def document(lab: str, passed: int = 10) -> dict:
+    check = {"name": "a", "runs": 10, "passed": passed, "min": 1, "median": 2, "max": 3}
+    return {"lab": lab, "runs": 10, "passed": passed == 10, "checks": [check]}
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(stability, "STORE", tmp_path)
+    monkeypatch.setattr(stability, "fingerprint", lambda lab: f"fp-{lab}")
+    return tmp_path
+
+
+def stored(mode: str, lab: str, fingerprint: str | None = None, passed: int = 10):
+    return stability.Stored(
+        mode, lab, 10, "abc1234", fingerprint or f"fp-{lab}", "2026-12-06 15:00", 600.0,
+        document(lab, passed),
+    )  # fmt: skip
+
+
+def test_stored_runs_round_trip_and_render_with_their_commit(store):
+    stored("quiet", "keepalive-502").save()
+    assert stability.Stored.load("quiet", "keepalive-502") == stored("quiet", "keepalive-502")
+    lines, complete = stability.render(10)
+    assert "| keepalive-502 / a | 10/10 | 1 | 2 | 3 |" in lines
+    assert "- keepalive-502: 10 runs at abc1234, 2026-12-06 15:00, 10 min" in lines
+    assert "| retries | not measured yet | | | |" in lines
+    assert not complete  # the other labs and modes are missing
+
+
+def test_a_lab_whose_source_changed_is_marked_stale_and_not_complete(store, monkeypatch):
+    labs = [lab.name for lab in stability.all_labs()]
+    for mode in stability.MODES:
+        for lab in labs:
+            stored(mode, lab).save()
+    assert stability.render(10)[1]
+    stored("busy", labs[0], fingerprint="older").save()
+    lines, complete = stability.render(10)
+    assert not complete
+    assert any(line.startswith(f"- {labs[0]}:") and "STALE" in line for line in lines)
+    stored("busy", labs[0], passed=9).save()
+    lines, complete = stability.render(10)
+    assert not complete and f"| {labs[0]} / a | **9/10** | 1 | 2 | 3 |" in lines
+
+
+def test_a_stored_lab_is_skipped_and_a_missing_one_is_measured(store, monkeypatch, tmp_path):
+    stored("quiet", "keepalive-502").save()
+    measured = []
+
+    def measure(mode, lab, repeat):
+        measured.append((mode, lab))
+        return stored(mode, lab)
+
+    monkeypatch.setattr(stability, "measure", measure)
+    monkeypatch.setattr(stability, "uncommitted", lambda lab: [])
+    out = tmp_path / "stability.md"
+    argv = ["--modes", "quiet", "--labs", "keepalive-502", "retries", "--out", str(out)]
+    assert stability.main(argv) == 1  # still incomplete: other labs, other modes
+    assert measured == [("quiet", "retries")]
+    assert stability.Stored.load("quiet", "retries") is not None
+    assert "| retries / a | 10/10 | 1 | 2 | 3 |" in out.read_text()
+
+
+@pytest.mark.parametrize("argv", [["--labs", "nope"], ["--repeat", "0"], ["--modes", "loud"]])
+def test_bad_input_is_a_usage_error(argv, store, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        stability.main(argv)
+    assert exit_.value.code == 2
