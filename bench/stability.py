@@ -16,7 +16,6 @@ since is marked stale, and a lab never measured is listed as such.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import signal
@@ -38,8 +37,6 @@ MODES = {
     "busy": "One core kept busy by a nice 19 spinner (local topology)",
     "compose": "Compose topology (quiet machine)",
 }
-ENGINE_PARTS = ("model", "analysis", "topology", "runtime", "load", "runner.py", "errors.py")
-"""What a lab's outcome depends on in the engine; reports, CLI and live view do not count."""
 
 
 @contextmanager
@@ -66,15 +63,16 @@ def git(*args: str) -> str:
 
 
 def source_paths(lab: str) -> list[str]:
-    engine = [f"labs/engine/{part}" for part in ENGINE_PARTS]
-    return [f"labs/{lab.replace('-', '_')}", *engine, "services", "loadtests", "compose"]
+    """What a lab's experiment is: its folder, the services, the locustfiles and nginx's
+    templates. Engine changes do not make a row stale (`make test` runs every lab at
+    every commit); guides and other .md files do not either."""
+    return [f"labs/{lab.replace('-', '_')}", "services", "loadtests", "compose/nginx"]
 
 
-def fingerprint(lab: str) -> str:
-    """The committed source a lab's outcome depends on (guides and other .md excluded)."""
-    listing = git("ls-tree", "-r", "HEAD", "--", *source_paths(lab)).splitlines()
-    code = [line for line in listing if not line.endswith(".md")]
-    return hashlib.sha256("\n".join(code).encode()).hexdigest()[:16]
+def changed_since(commit: str, lab: str) -> list[str]:
+    """The lab's source files that changed from `commit` to HEAD."""
+    names = git("diff", "--name-only", commit, "HEAD", "--", *source_paths(lab)).splitlines()
+    return [name for name in names if not name.endswith(".md")]
 
 
 def uncommitted(lab: str) -> list[str]:
@@ -88,7 +86,6 @@ class Stored:
     lab: str
     repeat: int
     commit: str
-    fingerprint: str
     measured_at: str
     seconds: float
     document: dict
@@ -105,21 +102,24 @@ class Stored:
     @classmethod
     def load(cls, mode: str, lab: str) -> Stored | None:
         path = STORE / mode / f"{lab}.json"
-        return cls(**json.loads(path.read_text())) if path.exists() else None
+        if not path.exists():
+            return None
+        fields = json.loads(path.read_text())
+        return cls(**{name: fields[name] for name in cls.__dataclass_fields__})
 
 
 def measure(mode: str, lab: str, repeat: int) -> Stored:
     command = [sys.executable, "-m", "labs.engine.cli", "check", lab, "--repeat", str(repeat)]
     command += ["--json", *(["--topology", "compose"] if mode == "compose" else [])]
     stamp, started = time.strftime("%Y-%m-%d %H:%M"), time.monotonic()
-    commit, source = git("rev-parse", "--short", "HEAD").strip(), fingerprint(lab)
+    commit = git("rev-parse", "--short", "HEAD").strip()
     with busy_core(mode == "busy"):
         stdout, stderr = run_forwarding_signals(command)
     if not stdout.strip():
         raise SystemExit(f"stability: lab check {lab} printed nothing: {stderr[-500:]}")
     (document,) = json.loads(stdout)["labs"]
     seconds = round(time.monotonic() - started, 1)
-    return Stored(mode, lab, repeat, commit, source, stamp, seconds, document)
+    return Stored(mode, lab, repeat, commit, stamp, seconds, document)
 
 
 def run_forwarding_signals(command: list[str]) -> tuple[str, str]:
@@ -171,7 +171,8 @@ def render(repeat: int) -> tuple[list[str], bool]:
         f"Each lab's `lab check --repeat {repeat}` on this {os.cpu_count()}-core machine, "
         "run by `make stability` (bench/stability.py); the raw runs are in "
         "bench/stability/<mode>/<lab>.json. The band is the number each check judges "
-        "(n/a: the check reports none).",
+        "(n/a: the check reports none). A lab is stale when its folder, the services, the "
+        "locustfiles or nginx's templates changed after the commit it was measured at.",
         "",
     ]
     complete = True
@@ -185,12 +186,12 @@ def render(repeat: int) -> tuple[list[str], bool]:
                 complete = False
                 continue
             rows.append(stored.document)
-            stale = stored.fingerprint != fingerprint(lab)
+            stale = changed_since(stored.commit, lab)
             complete &= not stale and stored.repeat == repeat and stored.document["passed"]
             notes[lab] = (
                 f"{stored.repeat} runs at {stored.commit}, {stored.measured_at}, "
                 f"{stored.seconds / 60:.0f} min"
-                + ("; STALE: its source changed since" if stale else "")
+                + (f"; STALE: {len(stale)} file(s) changed since, {stale[0]}" if stale else "")
             )
         measured = sum("checks" in row for row in rows)
         lines += table({"labs": rows}, f"{title}: {measured} of {len(labs)} labs", notes)
@@ -223,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     not args.again
                     and stored
                     and stored.repeat == args.repeat
-                    and stored.fingerprint == fingerprint(lab)
+                    and not changed_since(stored.commit, lab)
                 ):
                     print(f"stability: {mode} {lab}: stored at {stored.commit}, skipped")
                     continue

@@ -3,6 +3,8 @@ the same source, and renders stale or missing labs as such (bench/stability.py).
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from bench import stability
@@ -16,14 +18,14 @@ def document(lab: str, passed: int = 10) -> dict:
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.setattr(stability, "STORE", tmp_path)
-    monkeypatch.setattr(stability, "fingerprint", lambda lab: f"fp-{lab}")
+    changed = {"older": ["labs/keepalive_502/spec.py"]}
+    monkeypatch.setattr(stability, "changed_since", lambda commit, lab: changed.get(commit, []))
     return tmp_path
 
 
-def stored(mode: str, lab: str, fingerprint: str | None = None, passed: int = 10):
+def stored(mode: str, lab: str, commit: str = "abc1234", passed: int = 10):
     return stability.Stored(
-        mode, lab, 10, "abc1234", fingerprint or f"fp-{lab}", "2026-12-06 15:00", 600.0,
-        document(lab, passed),
+        mode, lab, 10, commit, "2026-12-06 15:00", 600.0, document(lab, passed)
     )  # fmt: skip
 
 
@@ -37,16 +39,17 @@ def test_stored_runs_round_trip_and_render_with_their_commit(store):
     assert not complete  # the other labs and modes are missing
 
 
-def test_a_lab_whose_source_changed_is_marked_stale_and_not_complete(store, monkeypatch):
+def test_a_lab_whose_source_changed_is_marked_stale_and_not_complete(store):
     labs = [lab.name for lab in stability.all_labs()]
     for mode in stability.MODES:
         for lab in labs:
             stored(mode, lab).save()
     assert stability.render(10)[1]
-    stored("busy", labs[0], fingerprint="older").save()
+    stored("busy", labs[0], commit="older").save()
     lines, complete = stability.render(10)
     assert not complete
-    assert any(line.startswith(f"- {labs[0]}:") and "STALE" in line for line in lines)
+    stale = f"- {labs[0]}: 10 runs at older, 2026-12-06 15:00, 10 min; STALE: 1 file(s) changed"
+    assert any(line.startswith(stale) for line in lines), lines
     stored("busy", labs[0], passed=9).save()
     lines, complete = stability.render(10)
     assert not complete and f"| {labs[0]} / a | **9/10** | 1 | 2 | 3 |" in lines
@@ -75,3 +78,27 @@ def test_bad_input_is_a_usage_error(argv, store, capsys):
     with pytest.raises(SystemExit) as exit_:
         stability.main(argv)
     assert exit_.value.code == 2
+
+
+def test_staleness_counts_the_experiment_not_the_engine_or_the_guide(tmp_path, monkeypatch):
+    monkeypatch.setattr(stability, "REPO", tmp_path)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+
+    def commit(*files: str) -> str:
+        for name in files:
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(f"{name} {len(list(tmp_path.rglob('*')))}")
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", "c"], check=True)
+        return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+
+    subprocess.run([*git, "init", "-q"], check=True)
+    first = commit("labs/keepalive_502/spec.py", "labs/engine/runner.py").strip()
+    commit("labs/engine/runner.py", "labs/keepalive_502/guide.md", "labs/retries/spec.py")
+    assert stability.changed_since(first, "keepalive-502") == []
+    commit("services/api/app.py")
+    assert stability.changed_since(first, "keepalive-502") == ["services/api/app.py"]
+    assert stability.changed_since(first, "retries") == [
+        "labs/retries/spec.py",
+        "services/api/app.py",
+    ]
