@@ -187,14 +187,14 @@ class ComposeTopology:
         }
         checks = [(name, f"{url}/readyz") for name, url in _replica_urls(services)]
         nginx_url = f"http://{HOST}:{ports['nginx']}"
-        await asyncio.gather(*(self._wait_healthy(name, url) for name, url in checks))
+        await asyncio.gather(*(self.wait_healthy(name, url) for name, url in checks))
         for name in compose_file.container_parts(self.variant):
             await self._wait_container_healthy(name)
-        await self._wait_healthy("nginx", f"{nginx_url}/healthz")
+        await self.wait_healthy("nginx", f"{nginx_url}/healthz")
         self.endpoints = Endpoints(nginx_url, services, parts)
         return self.endpoints
 
-    async def _wait_healthy(self, name: str, url: str) -> None:
+    async def wait_healthy(self, name: str, url: str) -> None:
         """Poll `url` until 200; fail fast with the container's output if it exits."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         timeout = aiohttp.ClientTimeout(total=1.0)
@@ -249,7 +249,8 @@ class ComposeTopology:
 
     # --- faults -------------------------------------------------------------------------
 
-    def _targets(self, service: str, replica: int | None) -> list[Container]:
+    def targets(self, service: str, replica: int | None) -> list[Container]:
+        """The containers of a service (every replica) or of one replica; LabError if none."""
         containers = self.containers()
         if replica is not None:
             names = [compose_file.replica_name(service, replica)]
@@ -265,7 +266,7 @@ class ComposeTopology:
         """Mid-run, "stop" (SIGTERM, then SIGKILL after the grace: a clean shutdown),
         "kill" (SIGKILL: a crash), "pause" or "unpause" (freeze: connections hang, nothing
         is refused) a service's containers; returns the replica names hit."""
-        hit = await asyncio.to_thread(self._targets, service, replica)
+        hit = await asyncio.to_thread(self.targets, service, replica)
 
         def act(container: Container) -> None:
             if action == "stop":
@@ -292,7 +293,7 @@ class ComposeTopology:
         one at a time (measured on Docker 20.10)."""
         ended = [
             c
-            for c in await asyncio.to_thread(self._targets, service, replica)
+            for c in await asyncio.to_thread(self.targets, service, replica)
             if c.status in ("exited", "dead")
         ]
         if not ended:
@@ -305,7 +306,7 @@ class ComposeTopology:
             if self.endpoints is not None and service in self.endpoints.services:
                 index = int(name.rpartition("-")[2]) - 1
                 self.endpoints.services[service][index] = url
-            await self._wait_healthy(name, f"{url}/readyz")
+            await self.wait_healthy(name, f"{url}/readyz")
         return names
 
     async def remove(self, service: str, replica: int | None) -> list[str]:
@@ -318,7 +319,7 @@ class ComposeTopology:
                 f"cannot remove {service}: nginx's upstream is {self.variant.nginx.backend}"
             )
         names = {c.labels.get(dockerenv.SERVICE_LABEL, c.name) for c in
-                 await asyncio.to_thread(self._targets, service, replica)}  # fmt: skip
+                 await asyncio.to_thread(self.targets, service, replica)}  # fmt: skip
         hit = {i for i, server in enumerate(self.servers) if server.split(":")[0] in names}
         before = set(self.removed)
         self.removed |= hit

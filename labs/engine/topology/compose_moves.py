@@ -30,7 +30,7 @@ async def move(topology: ComposeTopology, service: str, replica: int | None) -> 
     published port changes too: the replica's URL in `endpoints` is updated in place."""
     if not topology.variant.nginx.dns or service != topology.variant.nginx.backend:
         raise LabError(f"cannot move {service}: only nginx's backend, found by DNS name")
-    old_containers = await asyncio.to_thread(topology._targets, service, replica)
+    old_containers = await asyncio.to_thread(topology.targets, service, replica)
     if len(old_containers) != 1:
         raise LabError(f"cannot move {service}: it must have one replica")
     (old,) = old_containers
@@ -38,7 +38,7 @@ async def move(topology: ComposeTopology, service: str, replica: int | None) -> 
     assert topology.client is not None
     new = await asyncio.to_thread(_second, topology.client, old, name)
     url = f"http://{HOST}:{published_port(new)}"
-    await topology._wait_healthy(name, f"{url}/readyz")
+    await topology.wait_healthy(name, f"{url}/readyz")
     await asyncio.to_thread(_gone, old)
     if topology.endpoints is not None and service in topology.endpoints.services:
         topology.endpoints.services[service][int(name.rpartition("-")[2]) - 1] = url

@@ -5,7 +5,6 @@ and guards (fast), what it measures and when a fix holds (fast), and grading for
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import pytest
 
@@ -23,12 +22,6 @@ SWR = CacheNumbers(
     per_expiry_max=1, warm_requests=8513, warm_p50_ms=0.6, warm_p99_ms=2.0,
     outage_requests=0, outage_served_pct=100.0, computations_per_s=((), ()),
 )  # fmt: skip
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    return tmp_path / "exercises"
 
 
 def result_with(n: CacheNumbers, status: int = 200) -> VariantResult:

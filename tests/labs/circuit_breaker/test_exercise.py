@@ -26,12 +26,6 @@ FIX = {
 }
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    return tmp_path / "exercises"
-
-
 def _edited(replacements: dict[str, str]) -> str:
     text = LAB.exercise.settings(LAB.variant("naive"))
     for old, new in replacements.items():

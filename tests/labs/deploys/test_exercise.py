@@ -29,12 +29,6 @@ CLEAN = DeploysNumbers(
 )  # fmt: skip
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    return tmp_path / "exercises"
-
-
 def test_deploys_solution_moves_to_weights_steps_and_a_gate():
     diff = exercise.solution_diff(get_lab("deploys"))
     assert '+strategy = "weights"' in diff and "+steps = [1, 10, 50, 100]" in diff

@@ -44,10 +44,10 @@ rounds = 2
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    (tmp_path / "exercises").mkdir()
-    return tmp_path / "exercises"
+def workdir(workdir: Path) -> Path:
+    """The shared exercises folder, created: these tests write settings files into it."""
+    workdir.mkdir()
+    return workdir
 
 
 def test_settings_round_trip_keeps_the_whole_variant_the_rollout_included(workdir):

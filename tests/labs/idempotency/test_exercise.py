@@ -4,7 +4,6 @@ guards (fast), what it measures and when a fix holds (fast), and grading for rea
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -21,17 +20,6 @@ IDEMPOTENCY_FIX = {
     "idempotency_key = false": "idempotency_key = true",
     'idempotency = "off"': 'idempotency = "redis"',
 }
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    return tmp_path / "exercises"
-
-
-@pytest.fixture
-def env(exercise_env: dict[str, str]) -> dict[str, str]:
-    return exercise_env
 
 
 def numbers(**changes: float) -> IdempotencyNumbers:

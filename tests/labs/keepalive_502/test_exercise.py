@@ -22,17 +22,6 @@ from tests.conftest import grade_with, run_lab_cli
 LAB = get_lab("keepalive-502")
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    return tmp_path / "exercises"
-
-
-@pytest.fixture
-def env(exercise_env: dict[str, str]) -> dict[str, str]:
-    return exercise_env
-
-
 def test_keepalive_lab_has_an_exercise():
     assert "keepalive-502" in [lab.name for lab in all_labs() if lab.exercise]
 

@@ -20,12 +20,6 @@ from tests.labs.load_balancing.test_lab import FAILED_OVER, ROUND_ROBIN, phase, 
 LAB = "load-balancing"
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    return tmp_path / "exercises"
-
-
 def edited(workdir: Path, replacements: dict[str, str]) -> Path:
     """The broken variant's settings file with each old text replaced (it must be there)."""
     workspace, _ = exercise.create(get_lab(LAB))

@@ -23,12 +23,6 @@ BUDGET_FIX = {"retry_budget = false": "retry_budget = true"}
 QUEUE_FIX = {"queue_limit = 0": "queue_limit = 40"}
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    return tmp_path / "exercises"
-
-
 def _edit(workdir: Path, replacements: dict[str, str]):
     text = EXERCISE.settings(BROKEN)
     for old, new in replacements.items():

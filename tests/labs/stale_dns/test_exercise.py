@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -25,17 +24,6 @@ FOLLOWED = StaleDnsNumbers(
     after_requests=2219, after_failed=381, after_failed_pct=17.17, settled_requests=1450,
     settled_failed=0, last_failure_s=1.469,
 )  # fmt: skip
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    return tmp_path / "exercises"
-
-
-@pytest.fixture
-def env(exercise_env: dict[str, str]) -> dict[str, str]:
-    return exercise_env
 
 
 def result_with(n: StaleDnsNumbers):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import pytest
 
@@ -26,12 +25,6 @@ STEADY = StreamNumbers(
     reconnects=((), ()),
 )  # fmt: skip
 """heartbeat, as measured here (results of 2026-12-06)."""
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LAB_EXERCISES_DIR", str(tmp_path / "exercises"))
-    return tmp_path / "exercises"
 
 
 def result_with(n: StreamNumbers) -> VariantResult:
