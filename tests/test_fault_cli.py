@@ -67,6 +67,7 @@ def test_fault_settings_kill_start_clear_on_lab_up(lab_env):
         assert_one_line_error(fault(lab_env, "api"), "KEY=VALUE")
         assert_one_line_error(fault(lab_env, "--clear", "--kill"), "not allowed with")
         assert_one_line_error(fault(lab_env, "api-1", "--start"), "no replica of it has stopped")
+        assert_one_line_error(fault(lab_env, "api", "--move"), "cannot move api", "DNS name")
         assert timed_get(nginx)[1] >= 0.2, "a refused setting changed nothing"
 
         cleared = fault(lab_env, "--clear")
@@ -105,3 +106,34 @@ def test_fault_settings_kill_start_clear_on_lab_up(lab_env):
     assert not pid_alive(status["pid"])
     nothing = fault(lab_env, "--clear")
     assert_one_line_error(nothing, "nothing is up")
+
+
+@pytest.mark.lab  # the dns part: root and dnsmasq
+def test_move_strands_a_resolve_once_nginx_until_a_reload(lab_env):
+    """stale-dns by hand: `lab fault api --move` re-homes the api (a real dnsmasq answers
+    its new address), nginx keeps the old one and fails; `lab fault --reload` fixes it."""
+    up = run_lab_cli("up", "stale-dns", "--variant", "resolve-once", env=lab_env, timeout=60)
+    assert up.returncode == 0, up.stderr
+    status = json.loads(run_lab_cli("status", "--json", env=lab_env).stdout)
+    try:
+        nginx = status["endpoints"]["nginx"] + "/work"
+        (before,) = status["endpoints"]["services"]["api"]
+        assert timed_get(nginx)[0] == 200
+        moved = fault(lab_env, "api", "--move")
+        assert moved.returncode == 0 and "moved to a new address: api-1" in moved.stdout, (
+            moved.stderr
+        )
+        after = json.loads(run_lab_cli("status", "--json", env=lab_env).stdout)
+        (now,) = after["endpoints"]["services"]["api"]
+        assert now != before, "lab status shows the api's new address"
+        assert [timed_get(nginx)[0] for _ in range(5)] == [502] * 5, "nginx holds the old one"
+        reloaded = fault(lab_env, "--reload")
+        assert reloaded.returncode == 0 and "reloaded nginx" in reloaded.stdout, reloaded.stderr
+        deadline = time.monotonic() + 5
+        while timed_get(nginx)[0] != 200:
+            assert time.monotonic() < deadline, "nginx did not follow the move after a reload"
+            time.sleep(0.2)
+    finally:
+        down = run_lab_cli("down", env=lab_env)
+    assert down.returncode == 0
+    assert not processes_with_run_id(status["run_id"])

@@ -3,6 +3,8 @@
     lab fault api latency_ms=200          every api replica (its /admin/faults)
     lab fault api-2 error_status=503 error_rate=0.5
     lab fault api-1 --kill | --stop | --start
+    lab fault api --move                  nginx's backend, found by DNS name, to a new address
+    lab fault --reload                    nginx reads its config again (names resolved anew)
     lab fault --clear                     every fault switch back to its start-up settings
 
 The command is checked here for its form (KEY=VALUE, numbers), then sent to the
@@ -22,7 +24,7 @@ import urllib.request
 
 from labs.engine.analysis.stats import items, mapping, number
 from labs.engine.errors import LabError
-from labs.engine.runtime.control import TOKEN_HEADER
+from labs.engine.runtime.control import NO_TARGET, TOKEN_HEADER
 from labs.engine.runtime.processes import pid_alive
 from labs.engine.runtime.state import read_json, up_file
 
@@ -53,10 +55,12 @@ def request_of(args: argparse.Namespace) -> dict[str, object]:
     """The control request a command line stands for."""
     action = args.action or ("clear" if args.clear else "settings")
     words = list(args.words)
-    if action == "clear":
-        if args.action or words:
-            raise LabError("--clear takes no service, setting or other action")
-        return {"action": "clear", "target": None}
+    if action == "clear" and args.action:
+        raise LabError("--clear takes no service, setting or other action")
+    if action in NO_TARGET:
+        if words:
+            raise LabError(f"--{action} takes no service or setting")
+        return {"action": action, "target": None}
     if not words:
         raise LabError("name a service or replica (e.g. api or api-2), or give --clear")
     target, rest = words[0], words[1:]
@@ -110,7 +114,10 @@ def describe(request: dict[str, object], event: dict[str, object]) -> str:
         if event.get("skipped"):
             line += f"; not answering, skipped: {_names(event.get('skipped'))}"
         return line
-    done = {"kill": "killed", "stop": "stopped", "start": "started"}[str(action)]
+    done = {
+        "kill": "killed", "stop": "stopped", "start": "started",
+        "move": "moved to a new address:", "reload": "reloaded",
+    }[str(action)]  # fmt: skip
     return f"{done} {_names(event.get('processes'))} ({number(event.get('took_s'), 0.0):.1f} s)"
 
 
@@ -131,11 +138,13 @@ def cmd_fault(args: argparse.Namespace) -> int:
 def add_parser(commands: argparse._SubParsersAction) -> None:
     fault = commands.add_parser(
         "fault",
-        help="inject a fault into what `lab up` runs (settings, kill/stop/start, --clear)",
+        help="inject a fault into what `lab up` runs (settings, kill/stop/start, move, "
+        "reload, --clear)",
         description=(
             "Set a service's fault switch (its /admin/faults: latency_ms, error_status, "
-            "error_rate, outage_s, max_concurrent, ...), stop/kill/start a replica, or "
-            "clear every fault, on the topology `lab up` keeps running."
+            "error_rate, outage_s, max_concurrent, ...), stop/kill/start a replica, move "
+            "nginx's DNS-named backend to a new address, reload nginx, or clear every "
+            "fault, on the topology `lab up` keeps running."
         ),
     )
     fault.add_argument(
@@ -147,6 +156,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         ("kill", "SIGKILL the replica(s): a crash"),
         ("stop", "SIGTERM the replica(s) and wait: a clean shutdown"),
         ("start", "start stopped or killed replica(s) again, same address"),
+        (
+            "move",
+            "nginx's backend, found by DNS name (stale-dns), to a new address: its "
+            "name points there, the old host is gone",
+        ),
+        ("reload", "reload nginx: its config read again, names in its upstream resolved anew"),
     ]:
         actions.add_argument(f"--{name}", dest="action", action="store_const", const=name,
                              help=text)  # fmt: skip

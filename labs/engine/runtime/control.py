@@ -9,7 +9,8 @@ a `FaultStep` and applies it with the runner's `apply_faults`, exactly as a lab'
 timed faults are applied, and records the event (the dashboard shows it).
 
     POST /control/fault   {"target": "api-2", "action": "settings", "settings": {...}}
-                          {"target": null, "action": "clear"}
+                          {"target": "api", "action": "move"}   (a backend nginx finds by name)
+                          {"target": null, "action": "clear"}   (or "reload": nginx's config)
                           header X-Lab-Token: the token from up.json
     -> 200 {"event": {...}}  or  400 {"error": "one line"}
     GET  /control/events  every fault applied since `lab up`
@@ -35,7 +36,8 @@ from labs.engine.topology.base import Endpoints, Topology
 from labs.engine.topology.faults import apply_faults
 
 TOKEN_HEADER = "X-Lab-Token"
-ACTIONS = ("settings", "clear", "stop", "kill", "start")
+ACTIONS = ("settings", "clear", "stop", "kill", "start", "move", "reload")
+NO_TARGET = ("clear", "reload")
 ADMIN_TIMEOUT_S = 5.0
 
 
@@ -116,15 +118,17 @@ class Control:
         async with self.lock:  # one command at a time: a kill waits for a start to finish
             if action == "clear":
                 return await self._clear()
+            if action == "reload":
+                return await self._run(FaultStep(0.0, "nginx", action="reload"))
             target = resolve_target(str(request.get("target") or ""), self.variant)
             if action == "settings":
                 return await self._settings(target, request.get("settings"))
-            if target.part and action == "start":
-                raise LabError(f"cannot start {target.label} again: only services can be")
+            if target.part and action in ("start", "move"):
+                raise LabError(f"cannot {action} {target.label}: only services can be")
             step = FaultStep(0.0, target.service, replica=target.replica, action=action)
             event = await self._run(step)
-            if action == "start" and self.on_change is not None:
-                self.on_change()
+            if action in ("start", "move") and self.on_change is not None:
+                self.on_change()  # new processes (and, after a move, a new address)
             return event
 
     async def _settings(self, target: Target, settings: object) -> dict[str, object]:

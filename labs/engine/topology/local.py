@@ -226,7 +226,10 @@ class LocalTopology:
         old process is killed (SIGKILL: its host is gone). Returns the replica's name."""
         if not self.variant.nginx.dns or service != self.variant.nginx.backend:
             raise LabError(f"cannot move {service}: only nginx's backend, found by DNS name")
-        (old,) = self.processes(service, replica)
+        found = self.processes(service, replica)
+        if len(found) != 1:
+            raise LabError(f"cannot move {service}: name one replica (it has {len(found)})")
+        (old,) = found
         argv, url = self.launches[old.name]
         address = self.addresses[old.name]
         later = dns.BACKEND_ADDRESSES[dns.BACKEND_ADDRESSES.index(address) + 1 :]

@@ -22,6 +22,8 @@ def test_command_lines_become_control_requests():
     }  # fmt: skip
     assert parsed("api-2", "--kill") == {"action": "kill", "target": "api-2"}
     assert parsed("--clear") == {"action": "clear", "target": None}
+    assert parsed("api", "--move") == {"action": "move", "target": "api"}
+    assert parsed("--reload") == {"action": "reload", "target": None}
 
 
 @pytest.mark.parametrize(
@@ -36,6 +38,8 @@ def test_command_lines_become_control_requests():
         (("api", "latency_ms=1e999"), "not a number"),
         (("api", "x=1", "--stop"), "no settings"),
         (("api", "--clear"), "--clear takes no"),
+        (("nginx", "--reload"), "--reload takes no service"),
+        (("--move",), "name a service"),
     ],
 )
 def test_malformed_commands_are_refused_in_one_line(argv, message):
