@@ -137,3 +137,44 @@ def test_move_strands_a_resolve_once_nginx_until_a_reload(lab_env):
         down = run_lab_cli("down", env=lab_env)
     assert down.returncode == 0
     assert not processes_with_run_id(status["run_id"])
+
+
+def release_of(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.headers.get("X-Release", "")
+    except urllib.error.HTTPError as error:
+        return f"{error.headers.get('X-Release', '')} {error.code}"
+
+
+@pytest.mark.lab
+def test_a_rollout_by_hand_sends_traffic_to_v2_and_its_gate_rolls_back(lab_env):
+    """deploys by hand: `lab fault --rollout` starts canary's controller in `lab up`;
+    under the test's own requests v2 gets a share, fails 30 % of them, and the gate
+    sends everything back to v1; events say so."""
+    up = run_lab_cli("up", "deploys", "--variant", "canary", env=lab_env, timeout=60)
+    assert up.returncode == 0, up.stderr
+    status = json.loads(run_lab_cli("status", "--json", env=lab_env).stdout)
+    control = status["control"]["url"]
+    try:
+        nginx = status["endpoints"]["nginx"] + "/work"
+        assert {release_of(nginx) for _ in range(20)} == {"v1"}, "v2 is down until a rollout"
+        assert_one_line_error(fault(lab_env, "api", "--rollout"), "--rollout takes no")
+        started = fault(lab_env, "--rollout")
+        assert started.returncode == 0 and "rollout started" in started.stdout, started.stderr
+        assert_one_line_error(fault(lab_env, "--rollout"), "already running")
+        seen, deadline = set(), time.monotonic() + 30
+        decisions: list[str] = []
+        while not any(d.startswith("rollback") for d in decisions):
+            assert time.monotonic() < deadline, f"no rollback in 30 s: {decisions}"
+            seen |= {release_of(nginx) for _ in range(20)}
+            with urllib.request.urlopen(f"{control}/control/events") as reply:
+                events = json.loads(reply.read())["events"]
+            decisions = [str(e["decision"]) for e in events if e.get("what") == "decision"]
+        assert "v1" in seen and any(r.startswith("v2") for r in seen), seen
+        time.sleep(0.5)  # the rollback's reload
+        assert {release_of(nginx) for _ in range(40)} == {"v1"}, "everything back on v1"
+    finally:
+        down = run_lab_cli("down", env=lab_env)
+    assert down.returncode == 0
+    assert not processes_with_run_id(status["run_id"])

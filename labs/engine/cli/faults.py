@@ -5,6 +5,7 @@
     lab fault api-1 --kill | --stop | --start
     lab fault api --move                  nginx's backend, found by DNS name, to a new address
     lab fault --reload                    nginx reads its config again (names resolved anew)
+    lab fault --rollout                   deploys: the variant's rollout, as a run starts it
     lab fault --clear                     every fault switch back to its start-up settings
 
 The command is checked here for its form (KEY=VALUE, numbers), then sent to the
@@ -117,7 +118,9 @@ def describe(request: dict[str, object], event: dict[str, object]) -> str:
     done = {
         "kill": "killed", "stop": "stopped", "start": "started",
         "move": "moved to a new address:", "reload": "reloaded",
-    }[str(action)]  # fmt: skip
+    }.get(str(action))  # fmt: skip
+    if done is None:  # rollout: it goes on in the supervisor
+        return "rollout started: its moves and gate readings show in the live dashboard"
     return f"{done} {_names(event.get('processes'))} ({number(event.get('took_s'), 0.0):.1f} s)"
 
 
@@ -139,7 +142,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     fault = commands.add_parser(
         "fault",
         help="inject a fault into what `lab up` runs (settings, kill/stop/start, move, "
-        "reload, --clear)",
+        "reload, rollout, --clear)",
         description=(
             "Set a service's fault switch (its /admin/faults: latency_ms, error_status, "
             "error_rate, outage_s, max_concurrent, ...), stop/kill/start a replica, move "
@@ -162,6 +165,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "name points there, the old host is gone",
         ),
         ("reload", "reload nginx: its config read again, names in its upstream resolved anew"),
+        (
+            "rollout",
+            "start the variant's rollout controller (deploys), as a run does at "
+            "load start: it moves traffic through nginx reloads, and its gate rolls back",
+        ),
     ]:
         actions.add_argument(f"--{name}", dest="action", action="store_const", const=name,
                              help=text)  # fmt: skip

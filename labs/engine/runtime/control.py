@@ -10,7 +10,8 @@ timed faults are applied, and records the event (the dashboard shows it).
 
     POST /control/fault   {"target": "api-2", "action": "settings", "settings": {...}}
                           {"target": "api", "action": "move"}   (a backend nginx finds by name)
-                          {"target": null, "action": "clear"}   (or "reload": nginx's config)
+                          {"target": null, "action": "clear"}   (or "reload": nginx's config;
+                                           "rollout": the variant's rollout controller)
                           header X-Lab-Token: the token from up.json
     -> 200 {"event": {...}}  or  400 {"error": "one line"}
     GET  /control/events  every fault applied since `lab up`
@@ -34,10 +35,11 @@ from labs.engine.errors import LabError
 from labs.engine.model.spec import FaultStep, Variant
 from labs.engine.topology.base import Endpoints, Topology
 from labs.engine.topology.faults import apply_faults
+from labs.engine.topology.steering import Steering, run_controller
 
 TOKEN_HEADER = "X-Lab-Token"
-ACTIONS = ("settings", "clear", "stop", "kill", "start", "move", "reload")
-NO_TARGET = ("clear", "reload")
+ACTIONS = ("settings", "clear", "stop", "kill", "start", "move", "reload", "rollout")
+NO_TARGET = ("clear", "reload", "rollout")
 ADMIN_TIMEOUT_S = 5.0
 
 
@@ -89,6 +91,8 @@ class Control:
     on_change: Callable[[], None] | None = None
     """Called after a start (Compose may publish a replica on a new port)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    rollout: asyncio.Task[None] | None = None
+    """The variant's rollout controller (deploys), once `lab fault --rollout` started it."""
 
     async def read_baselines(self) -> None:
         """Which services have a fault switch, and their settings at start-up."""
@@ -120,6 +124,8 @@ class Control:
                 return await self._clear()
             if action == "reload":
                 return await self._run(FaultStep(0.0, "nginx", action="reload"))
+            if action == "rollout":
+                return self._rollout()
             target = resolve_target(str(request.get("target") or ""), self.variant)
             if action == "settings":
                 return await self._settings(target, request.get("settings"))
@@ -181,6 +187,23 @@ class Control:
         event: dict[str, object] = {
             "epoch_s": time.time(), "what": "fault", "action": "clear",
             "processes": cleared, "skipped": skipped, "service": None, "replica": None,
+        }  # fmt: skip
+        self.events.append(event)
+        return event
+
+    def _rollout(self) -> dict[str, object]:
+        """Start the variant's controller as a run starts it beside the load; its moves
+        and gate readings join the events (the dashboard shows them)."""
+        controller = self.variant.controller
+        if controller is None:
+            raise LabError(f"{self.variant.name} has no rollout (the deploys lab's variants do)")
+        if self.rollout is not None and not self.rollout.done():
+            raise LabError("a rollout is already running (`lab down` ends it)")
+        steering = Steering(self.topology, self.endpoints, self.events)
+        self.rollout = asyncio.create_task(run_controller(controller, steering))
+        event: dict[str, object] = {
+            "epoch_s": time.time(), "what": "fault", "action": "rollout",
+            "processes": [], "service": None, "replica": None,
         }  # fmt: skip
         self.events.append(event)
         return event

@@ -24,6 +24,7 @@ def test_command_lines_become_control_requests():
     assert parsed("--clear") == {"action": "clear", "target": None}
     assert parsed("api", "--move") == {"action": "move", "target": "api"}
     assert parsed("--reload") == {"action": "reload", "target": None}
+    assert parsed("--rollout") == {"action": "rollout", "target": None}
 
 
 @pytest.mark.parametrize(
