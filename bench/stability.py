@@ -21,7 +21,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,19 +125,34 @@ def measure(mode: str, lab: str, repeat: int) -> Stored:
 
 
 def run_forwarding_signals(command: list[str]) -> tuple[str, str]:
-    """Run `lab check`; SIGTERM or Ctrl-C here stops it the same way, so it cleans up."""
+    """Run `lab check`, its progress lines passed on to stderr as they come; SIGTERM or
+    Ctrl-C here stops it the same way, so it cleans up. Returns (stdout, stderr's end)."""
     child = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    tail: deque[str] = deque(maxlen=20)
+
+    def relay() -> None:
+        assert child.stderr is not None
+        for line in child.stderr:
+            tail.append(line)
+            print(f"  {line}", end="", file=sys.stderr, flush=True)
+
+    relaying = threading.Thread(target=relay, daemon=True)
+    relaying.start()
     previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
     try:
-        return child.communicate()
+        assert child.stdout is not None
+        stdout = child.stdout.read()
+        child.wait()
     except KeyboardInterrupt:
         child.send_signal(signal.SIGINT)
-        child.communicate()
+        child.wait()
         raise SystemExit("stability: interrupted; what was measured so far is stored") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+    relaying.join(timeout=5)
+    return stdout, "".join(tail)
 
 
 def table(document: dict, title: str, notes: dict[str, str] | None = None) -> list[str]:

@@ -4,6 +4,7 @@ the same source, and renders stale or missing labs as such (bench/stability.py).
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +103,10 @@ def test_staleness_counts_the_experiment_not_the_engine_or_the_guide(tmp_path, m
         "labs/retries/spec.py",
         "services/api/app.py",
     ]
+
+
+def test_lab_checks_progress_is_passed_on_and_its_stdout_kept(capsys):
+    script = "import sys; print('{}'); print('keepalive-502 run 1/2: PASS', file=sys.stderr)"
+    stdout, tail = stability.run_forwarding_signals([sys.executable, "-c", script])
+    assert stdout == "{}\n" and tail == "keepalive-502 run 1/2: PASS\n"
+    assert "  keepalive-502 run 1/2: PASS" in capsys.readouterr().err

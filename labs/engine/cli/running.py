@@ -90,6 +90,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             suites.append(junit.LabRun(lab.name, outcome.checks, seconds, directory, stamp, name))
             if not args.repeat:
                 documents.append(outcome.to_dict())
+            elif args.json:  # stdout is the one JSON document: progress goes to stderr
+                verdict = "PASS" if outcome.passed else "FAIL"
+                err.print(f"{name}: {verdict} ({seconds:.1f} s)", highlight=False, markup=False)
             if not args.json:
                 for check in outcome.checks:  # --repeat: only what did not pass
                     if not args.repeat or check.verdict != "PASS":
