@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from labs.engine.model.catalog import all_labs
@@ -92,18 +92,18 @@ class Stored:
     seconds: float
     document: dict
 
-    @property
-    def path(self) -> Path:
-        return STORE / self.mode / f"{self.lab}.json"
+    @staticmethod
+    def path_of(mode: str, lab: str) -> Path:
+        return STORE / mode / f"{lab}.json"
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fields = {k: v for k, v in self.__dict__.items()}
-        self.path.write_text(json.dumps(fields, indent=1) + "\n")
+        path = self.path_of(self.mode, self.lab)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
 
     @classmethod
     def load(cls, mode: str, lab: str) -> Stored | None:
-        path = STORE / mode / f"{lab}.json"
+        path = cls.path_of(mode, lab)
         if not path.exists():
             return None
         fields = json.loads(path.read_text())

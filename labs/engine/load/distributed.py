@@ -151,6 +151,20 @@ class WorkerContainers:
         return [*argv, self.image, *worker]
 
 
+def worker_command(
+    load: LoadSpec,
+    port: int,
+    index: int,
+    env: Mapping[str, str],
+    containers: WorkerContainers | None,
+    folder: Path | None = None,
+) -> list[str]:
+    """Worker `index`'s command: a local process, or `docker run` of one in `containers`."""
+    if containers is None:
+        return worker_argv(load, port)
+    return containers.argv(index, worker_argv(load, port, "python"), env, folder)
+
+
 def worker_dir(files: LoadFiles, index: int) -> Path:
     return files.directory / "workers" / f"w{index}"
 
@@ -182,9 +196,7 @@ def start_load(
         folder.mkdir(parents=True, exist_ok=True)
         env = {**shared, WORKER_ENV: str(index), "LAB_EVENTS_FILE": str(folder / files.events.name)}
         name = f"locust-worker-{index + 1}"
-        argv = worker_argv(load, port)
-        if containers is not None:
-            argv = containers.argv(index, worker_argv(load, port, "python"), env, folder)
+        argv = worker_command(load, port, index, env, containers, folder)
         started.append(group.start(name, argv, env=env, log_dir=logs))
     return LocustRun(master, tuple(started), files)
 
@@ -296,8 +308,6 @@ def start_web_ui(
     group.start("locust-master", argv, env=env, log_dir=log_dir)
     for index in range(workers):
         worker_env = {**env, WORKER_ENV: str(index)}
-        argv = worker_argv(load, port)
-        if containers is not None:
-            argv = containers.argv(index, worker_argv(load, port, "python"), worker_env)
+        argv = worker_command(load, port, index, worker_env, containers)
         group.start(f"locust-worker-{index + 1}", argv, env=worker_env, log_dir=log_dir)
     return f"http://{HOST}:{web_port}", port
