@@ -39,6 +39,8 @@ def passed_check(
     ]
     assert not unproven, unproven
     assert all(c["judged"] for c in document["checks"])
+    topology = args[args.index("--topology") + 1] if "--topology" in args else "local"
+    assert document["topology"] == topology, "results.json names the topology it ran on"
     return document
 
 

@@ -107,9 +107,14 @@ def test_interrupted_run_leaves_nothing_behind(lab_env, tmp_path, sig, code, mom
 
 @pytest.mark.parametrize("moment", sorted(MOMENTS))
 def test_killed_run_is_cleaned_up_by_the_next_lab_down(lab_env, tmp_path, moment):
+    """SIGKILL leaves the runner no chance to clean up: its children die with it (the
+    kernel's parent-death signal; a zombie counts as gone), and the next `lab down`
+    removes what is left on disk."""
     runner, run_id = start_and_interrupt_at(moment, lab_env, tmp_path, seed=len(moment))
     runner.kill()
     runner.communicate(timeout=10)
+    gone = wait_for(lambda: not processes_with_run_id(run_id), timeout=10)
+    assert gone, f"outlived the killed runner: {process_names(run_id)}"
     down = run_lab_cli("down", env=lab_env)
     assert down.returncode == 0
     assert f"cleaned up after interrupted run {run_id}" in down.stdout

@@ -76,6 +76,7 @@ class RunOutcome:
     results_dir: Path
     timings: RunTimings | None = None
     """Where the wall time went (also in timings.json)."""
+    topology: TopologyKind = "local"
 
     @property
     def passed(self) -> bool:
@@ -83,7 +84,9 @@ class RunOutcome:
         return all_ok(self.checks)
 
     def to_dict(self) -> dict[str, object]:
-        return report.results_document(self.lab, self.results, self.checks, self.results_dir)
+        return report.results_document(
+            self.lab, self.results, self.checks, self.results_dir, self.topology
+        )
 
 
 def select_variants(lab: Lab, names: Sequence[str]) -> list[Variant]:
@@ -147,7 +150,7 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
             release(options.topology, run_id)
     reporting = time.monotonic()
     checks = judge(lab, results, unjudged)
-    outcome = RunOutcome(lab, results, checks, results_dir)
+    outcome = RunOutcome(lab, results, checks, results_dir, topology=options.topology)
     report.write(outcome.to_dict(), lab, results_dir, results, checks)
     each = [v.load.duration_s for v in variants]
     outcome.timings = RunTimings(

@@ -44,6 +44,7 @@ def results_document(
     results: Mapping[str, VariantResult],
     checks: Sequence[CheckResult],
     results_dir: Path,
+    topology: str = "local",
 ) -> dict[str, object]:
     variants = {}
     for name, result in results.items():
@@ -55,7 +56,7 @@ def results_document(
         "lab": lab.name,
         "title": lab.title,
         "question": lab.question,
-        "topology": "local",
+        "topology": topology,
         "passed": all_ok(list(checks)),
         "results_dir": str(results_dir),
         "variants": variants,

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from labs.engine.model.spec import LoadSpec, NginxSpec, ServiceSpec, Variant
+from labs.engine.runtime.processes import pid_alive
 from labs.engine.topology import compose_file, dns, nginx
 
 SERVER = ("127.0.0.19", 5353)
@@ -82,3 +84,38 @@ def test_on_compose_the_dns_part_is_dockers_own_no_container():
     document, servers = compose_file.render(variant, nginx_conf=Path("/x"), labels={})
     assert compose_file.services_of(variant) == ["api-1", "nginx"] == list(document["services"])
     assert servers == ["api-1:8000"], "nginx finds the replica by its name"
+
+
+RUNNER = """
+import sys, time
+from pathlib import Path
+from labs.engine.runtime.processes import ProcessGroup
+from labs.engine.topology import dns
+group = ProcessGroup("test-dns-orphan", Path(sys.argv[1]) / "logs")
+child = group.start("dns", dns.dnsmasq_argv(Path(sys.argv[1]) / "hosts", "127.0.0.19", 5353))
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_dnsmasq_dies_with_a_sigkilled_runner(tmp_path):
+    """In --no-daemon mode dnsmasq keeps the runner's user (a switch to nobody would
+    clear the parent-death signal), so a killed runner does not leave it holding the
+    lab's DNS address."""
+    dns.write_hosts(tmp_path / "hosts", {dns.name_of("api"): "127.0.0.2"})
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    pid = int(runner.stdout.readline())
+    try:
+        assert answer("api.lab", "127.0.0.2") == "127.0.0.2", "dnsmasq is serving"
+        runner.kill()
+        runner.wait(5)
+        deadline = time.monotonic() + 3
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(pid), "dnsmasq outlived the runner that was killed"
+    finally:
+        runner.kill()
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
