@@ -7,7 +7,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import cast
 
@@ -272,7 +272,7 @@ def derived(lab: Lab, variant: Variant, result: VariantResult, out_dir: Path) ->
         return result
     numbers = lab.derive(DeriveContext(variant, result, result.raw_requests, out_dir))
     if is_dataclass(numbers) and not isinstance(numbers, type):
-        return replace(result, derived=numbers, extra=asdict(numbers))
+        return result.with_derived(numbers)
     return replace(result, extra=dict(cast(Mapping[str, object], numbers)))
 
 

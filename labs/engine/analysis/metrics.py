@@ -176,6 +176,10 @@ class VariantResult:
     raw_requests: list[Request] = field(default_factory=list, repr=False, compare=False)
     """Every request, in memory only (not in results.json): finer buckets on demand."""
 
+    def with_derived(self, numbers: object) -> VariantResult:
+        """This result carrying a lab's own numbers (a frozen dataclass) and their JSON view."""
+        return replace(self, derived=numbers, extra=asdict(numbers))
+
     def count(self, status: int | str) -> int:
         return self.status.get(str(status), 0)
 

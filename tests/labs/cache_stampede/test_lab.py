@@ -11,9 +11,10 @@ import pytest
 
 from labs.cache_stampede.lab import LAB
 from labs.cache_stampede.measure import CacheNumbers
-from labs.engine.analysis.metrics import VariantResult, summarize
+from labs.engine.analysis.metrics import VariantResult
 from labs.engine.model.verdicts import judge
 from tests.conftest import passed_check
+from tests.labs.results import empty_run
 
 CHECKS = {
     "cache_stampedes_on_every_expiry",
@@ -34,11 +35,6 @@ SWR = CacheNumbers(
 """stale-while-revalidate, as measured here (results of 2026-12-06)."""
 
 
-def result(variant: str, numbers: CacheNumbers | None) -> VariantResult:
-    r = summarize(variant, [])
-    return r if numbers is None else replace(r, derived=numbers, extra=asdict(numbers))
-
-
 def measured(**changes: CacheNumbers) -> dict[str, VariantResult]:
     stampede = replace(SWR, computations=1131, cold_fill=168, per_expiry=192.6,
                        per_expiry_max=199, warm_p99_ms=486.9)  # fmt: skip
@@ -53,7 +49,7 @@ def measured(**changes: CacheNumbers) -> dict[str, VariantResult]:
         "redis-single-flight": SWR,
         **changes,
     }
-    return {name: result(name, n) for name, n in numbers.items()}
+    return {name: empty_run(name, n) for name, n in numbers.items()}
 
 
 def test_checks_pass_and_each_fails_on_its_twins_numbers():
@@ -81,7 +77,7 @@ def test_too_few_expiries_or_a_second_computation_fail():
 
 
 def test_a_run_without_numbers_is_not_passed():
-    results = {**measured(), "cache": result("cache", None)}
+    results = {**measured(), "cache": empty_run("cache", None)}
     checks = {c.name: c for c in judge(LAB, results)}
     cache = checks["cache_stampedes_on_every_expiry"]
     assert not cache.passed and "has no CacheNumbers" in cache.detail

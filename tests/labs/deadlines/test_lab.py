@@ -12,9 +12,10 @@ import pytest
 from labs.deadlines.hedging import HedgeNumbers, Phase
 from labs.deadlines.lab import LAB
 from labs.deadlines.measure import HEDGE_NAMES, DeadlineNumbers
-from labs.engine.analysis.metrics import VariantResult, summarize
+from labs.engine.analysis.metrics import VariantResult
 from labs.engine.model.verdicts import judge
 from tests.conftest import passed_check
+from tests.labs.results import empty_run
 
 CHECKS = {
     "steady_load_before_the_fault",
@@ -52,12 +53,8 @@ UNHEDGED = HedgeNumbers(
 
 
 def result(variant: str, numbers: DeadlineNumbers | HedgeNumbers | None) -> VariantResult:
-    r = summarize(variant, [])
     events = [{"t_s": 4.6, "what": "fault", "service": "api", "settings": {"work_factor": 20}}]
-    r = replace(r, events=events)
-    if numbers is not None:
-        r = replace(r, derived=numbers, extra=asdict(numbers))
-    return r
+    return empty_run(variant, numbers, events=events)
 
 
 def measured(hedged: HedgeNumbers = HEDGED, **deadline: object) -> dict[str, VariantResult]:

@@ -47,10 +47,7 @@ MEASURED = {
 
 def results(**changes: DeploysNumbers) -> dict[str, VariantResult]:
     numbers = {**MEASURED, **changes}
-    return {
-        name: replace(summarize(name, []), derived=n, extra=asdict(n))
-        for name, n in numbers.items()
-    }
+    return {name: summarize(name, []).with_derived(n) for name, n in numbers.items()}
 
 
 def test_checks_pass_and_each_fails_on_its_twins_numbers():

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.analysis.metrics import VariantResult, summarize
+from labs.engine.analysis.metrics import VariantResult
 from labs.engine.model.verdicts import judge
 from labs.idempotency.lab import LAB
 from labs.idempotency.measure import IdempotencyNumbers
 from tests.conftest import passed_check
+from tests.labs.results import empty_run
 
 CHECKS = {
     "naive_retry_duplicates_orders",
@@ -28,20 +29,13 @@ KEYED = IdempotencyNumbers(
 """A run like the one measured here (results of 2026-12-04)."""
 
 
-def result(variant: str, numbers: IdempotencyNumbers | None) -> VariantResult:
-    r = summarize(variant, [])
-    if numbers is not None:
-        r = replace(r, derived=numbers, extra=asdict(numbers))
-    return r
-
-
 def measured(**local_keys: object) -> dict[str, VariantResult]:
     naive = replace(KEYED, duplicates=57, duplicate_pct=6.69, api_replayed=0)
     local = replace(KEYED, duplicates=36, duplicate_pct=4.16, api_replayed=21)
     return {
-        "naive-retry": result("naive-retry", naive),
-        "idempotency-key": result("idempotency-key", KEYED),
-        "local-keys": result("local-keys", replace(local, **local_keys)),
+        "naive-retry": empty_run("naive-retry", naive),
+        "idempotency-key": empty_run("idempotency-key", KEYED),
+        "local-keys": empty_run("local-keys", replace(local, **local_keys)),
     }
 
 
@@ -62,7 +56,7 @@ def test_too_few_intents_or_duplicates_fail_and_a_run_without_numbers_is_not_pas
     assert not checks["local_keys_duplicates_orders"].passed
     checks = {c.name: c for c in judge(LAB, measured(duplicate_pct=0.9))}
     assert not checks["local_keys_duplicates_orders"].passed
-    results = {**measured(), "idempotency-key": result("idempotency-key", None)}
+    results = {**measured(), "idempotency-key": empty_run("idempotency-key", None)}
     checks = {c.name: c for c in judge(LAB, results)}
     keyed = checks["idempotency_key_no_duplicates_no_lost"]
     assert not keyed.passed and "has no IdempotencyNumbers" in keyed.detail

@@ -38,11 +38,8 @@ def result(variant: str, requests: int, bad: int, resets: int, n: KeepaliveNumbe
     rows = [
         Request(100.0 + i * 0.03, "/work", 502 if i < bad else 200, 5.0) for i in range(requests)
     ]
-    r = summarize(variant, rows)
-    r = replace(r, nginx_errors={"upstream_prematurely_closed": resets})
-    if n is not None:
-        r = replace(r, derived=n, extra=asdict(n))
-    return r
+    r = replace(summarize(variant, rows), nginx_errors={"upstream_prematurely_closed": resets})
+    return r if n is None else r.with_derived(n)
 
 
 def measured(**replaced: KeepaliveNumbers | None) -> dict[str, VariantResult]:

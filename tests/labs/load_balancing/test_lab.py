@@ -5,7 +5,7 @@ Locust (pytest -m lab)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,9 +68,7 @@ HASH_PLAIN = replace(ROUND_ROBIN, **moved(76.2))
 
 
 def result(name: str, numbers: LoadBalancingNumbers) -> VariantResult:
-    r = VariantResult(name, 38, 3000, 0, {"200": 3000}, 0, 0, 0, 0, 0, 0)
-    r = replace(r, derived=numbers, extra=asdict(numbers))
-    return r
+    return VariantResult(name, 38, 3000, 0, {"200": 3000}, 0, 0, 0, 0, 0, 0).with_derived(numbers)
 
 
 def measured() -> dict[str, VariantResult]:

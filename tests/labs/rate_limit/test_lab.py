@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.analysis.metrics import VariantResult, summarize
+from labs.engine.analysis.metrics import VariantResult
 from labs.engine.model.verdicts import judge
 from labs.rate_limit.lab import LAB, accepted_per_second
 from labs.rate_limit.measure import RateLimitNumbers, TenantNumbers, Tenants
 from labs.rate_limit.scenario import LIMITED
 from tests.conftest import passed_check
+from tests.labs.results import empty_run
 
 CHECKS = {
     "nginx_holds_the_limit",
@@ -47,12 +48,6 @@ def numbers(
     )  # fmt: skip
 
 
-def result(variant: str, n: RateLimitNumbers) -> VariantResult:
-    r = summarize(variant, [])
-    r = replace(r, derived=n, extra=asdict(n))
-    return r
-
-
 def measured(**changes: RateLimitNumbers) -> dict[str, VariantResult]:
     """A run like the ones measured here."""
     starved = TenantNumbers(requests=40, accepted=12, limited=28, success_pct=30.0, p99_ms=1.5)
@@ -66,7 +61,7 @@ def measured(**changes: RateLimitNumbers) -> dict[str, VariantResult]:
         "global": numbers(9.6, quiet=starved),
         **changes,
     }
-    return {name: result(name, n) for name, n in runs.items()}
+    return {name: empty_run(name, n) for name, n in runs.items()}
 
 
 def test_checks_pass_and_each_fails_on_its_twins_numbers():

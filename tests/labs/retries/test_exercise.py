@@ -3,7 +3,7 @@ grade's verdict and words (fast); grading for real (-m lab)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -77,7 +77,7 @@ def test_turning_retries_off_is_not_a_fix(exercise_env, tmp_path, old, new):
 def _graded(**fields: object) -> VariantResult:
     result = summarize("exponential", [])
     numbers = RetriesNumbers(**{**asdict(BASE), **fields})
-    result = replace(result, derived=numbers, extra=asdict(numbers))
+    result = result.with_derived(numbers)
     return result
 
 

@@ -15,6 +15,7 @@ from labs.retries.lab import LAB, arrivals_series
 from labs.retries.measure import OutageNumbers, RetriesNumbers
 from labs.retries.scenario import STRATEGIES
 from tests.conftest import passed_check
+from tests.labs.results import empty_run
 
 CHECKS = {
     "load_ran_before_the_incident",
@@ -37,14 +38,8 @@ BASE = RetriesNumbers(
 
 
 def result(variant: str, lead_s: float = 2.5, **fields: object) -> VariantResult:
-    r = summarize(variant, [])
-    numbers = replace(BASE, **fields)
-    r = replace(r, derived=numbers, extra=asdict(numbers))
-    r = replace(
-        r,
-        events=[{"t_s": lead_s, "what": "fault", "service": "api", "settings": {"latency_ms": 1}}],
-    )
-    return r
+    events = [{"t_s": lead_s, "what": "fault", "service": "api", "settings": {"latency_ms": 1}}]
+    return empty_run(variant, replace(BASE, **fields), events=events)
 
 
 def test_checks_pass_on_large_effects_and_explain_in_numbers():

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.analysis.metrics import VariantResult, summarize
+from labs.engine.analysis.metrics import VariantResult
 from labs.engine.model.verdicts import judge
 from labs.stale_dns.lab import LAB
 from labs.stale_dns.measure import StaleDnsNumbers
 from tests.conftest import passed_check
+from tests.labs.results import empty_run
 
 CHECKS = {
     "resolve_once_keeps_the_dead_address",
@@ -31,19 +32,12 @@ STALE = replace(
 )
 
 
-def result(variant: str, numbers: StaleDnsNumbers | None) -> VariantResult:
-    r = summarize(variant, [])
-    if numbers is not None:
-        r = replace(r, derived=numbers, extra=asdict(numbers))
-    return r
-
-
 def measured(**reload: object) -> dict[str, VariantResult]:
     reloaded = replace(RESOLVER, reload_s=5.0, after_failed=25, last_failure_s=0.09)
     return {
-        "resolve-once": result("resolve-once", STALE),
-        "resolver": result("resolver", RESOLVER),
-        "reload": result("reload", replace(reloaded, **reload)),
+        "resolve-once": empty_run("resolve-once", STALE),
+        "resolver": empty_run("resolver", RESOLVER),
+        "reload": empty_run("reload", replace(reloaded, **reload)),
     }
 
 
@@ -68,7 +62,7 @@ def test_a_late_failure_or_too_few_requests_fail_and_no_numbers_is_not_passed():
     assert not checks["reload_follows_the_move"].passed
     checks = {c.name: c for c in judge(LAB, measured(settled_requests=99))}
     assert not checks["reload_follows_the_move"].passed
-    results = {**measured(), "resolver": result("resolver", None)}
+    results = {**measured(), "resolver": empty_run("resolver", None)}
     resolver = {c.name: c for c in judge(LAB, results)}["resolver_follows_the_move"]
     assert not resolver.passed and "has no StaleDnsNumbers" in resolver.detail
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 
@@ -28,7 +28,7 @@ STEADY = StreamNumbers(
 
 
 def result_with(n: StreamNumbers) -> VariantResult:
-    return replace(summarize("after", []), derived=n, extra=asdict(n))
+    return summarize("after", []).with_derived(n)
 
 
 def test_solution_is_a_heartbeat():

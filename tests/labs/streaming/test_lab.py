@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from labs.engine.analysis.metrics import VariantResult, summarize
+from labs.engine.analysis.metrics import VariantResult
 from labs.engine.model.verdicts import judge
 from labs.streaming.lab import LAB
 from labs.streaming.measure import StreamNumbers
 from tests.conftest import passed_check
+from tests.labs.results import empty_run
 
 CHECKS = {
     "buffered_event_delay_10x_unbuffered",
@@ -35,11 +36,6 @@ LIVE = StreamNumbers(
 QUIET = replace(LIVE, connections=20, events=100, resumed=0, server_events_sent=100)
 
 
-def result(variant: str, numbers: StreamNumbers | None) -> VariantResult:
-    r = summarize(variant, [])
-    return r if numbers is None else replace(r, derived=numbers, extra=asdict(numbers))
-
-
 def measured(**changes: StreamNumbers) -> dict[str, VariantResult]:
     cut = replace(QUIET, connections=60, cuts=60, fewest_cuts=3, peak_reconnects_per_s=20)
     numbers = {
@@ -54,7 +50,7 @@ def measured(**changes: StreamNumbers) -> dict[str, VariantResult]:
         "websocket": replace(LIVE, resumed=0),
         **changes,
     }
-    return {name: result(name, n) for name, n in numbers.items()}
+    return {name: empty_run(name, n) for name, n in numbers.items()}
 
 
 def test_checks_pass_and_each_fails_on_its_twins_numbers():
@@ -87,7 +83,7 @@ def test_a_loss_a_cut_or_a_refused_handshake_fails_its_check():
 
 
 def test_a_run_without_numbers_is_not_passed():
-    results = {**measured(), "heartbeat": result("heartbeat", None)}
+    results = {**measured(), "heartbeat": empty_run("heartbeat", None)}
     checks = {c.name: c for c in judge(LAB, results)}
     heartbeat = checks["heartbeat_cuts_no_stream"]
     assert not heartbeat.passed and "has no StreamNumbers" in heartbeat.detail
