@@ -36,22 +36,22 @@ REPO = Path(__file__).resolve().parents[1]
 STORE = REPO / "bench" / "stability"
 MODES = {
     "quiet": "Quiet machine (local topology)",
-    "busy": "One core kept busy by a nice 19 spinner (local topology)",
+    "busy": "One core kept busy by a spinner at normal priority (local topology)",
     "compose": "Compose topology (quiet machine)",
 }
 
 
 @contextmanager
-def busy_core(enabled: bool) -> Iterator[None]:
-    """One process spinning at the lowest priority for as long as the block runs."""
+def busy_core(enabled: bool) -> Iterator[int | None]:
+    """One process spinning for as long as the block runs, at the lab's own priority: it
+    takes its share of the two cores whenever the lab wants them (a nice 19 spinner would
+    yield them at once, and measure almost nothing). Yields its pid (None: not enabled)."""
     if not enabled:
-        yield
+        yield None
         return
-    spinner = subprocess.Popen(
-        ["nice", "-n", "19", sys.executable, "-c", "while True: pass"], start_new_session=True
-    )
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
     try:
-        yield
+        yield spinner.pid
     finally:
         os.killpg(spinner.pid, signal.SIGKILL)
         spinner.wait()

@@ -3,12 +3,16 @@ the same source, and renders stale or missing labs as such (bench/stability.py).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from bench import stability
+from labs.engine.runtime.processes import pid_alive
 
 
 def document(lab: str, passed: int = 10) -> dict:
@@ -110,3 +114,15 @@ def test_lab_checks_progress_is_passed_on_and_its_stdout_kept(capsys):
     stdout, tail = stability.run_forwarding_signals([sys.executable, "-c", script])
     assert stdout == "{}\n" and tail == "keepalive-502 run 1/2: PASS\n"
     assert "  keepalive-502 run 1/2: PASS" in capsys.readouterr().err
+
+
+def test_busy_mode_spins_one_core_at_the_labs_priority_and_stops():
+    with stability.busy_core(True) as pid:
+        time.sleep(0.5)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        assert cpu_s >= 0.2, f"spun {cpu_s:.2f} s of CPU in 0.5 s"
+    assert not pid_alive(pid)
+    with stability.busy_core(False) as nothing:
+        assert nothing is None
