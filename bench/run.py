@@ -296,8 +296,15 @@ def check_overhead(workdir: Path, labs: Sequence[str] = ()) -> list[Row]:
     need, and where the rest goes, from every run's timings.json (see
     labs/engine/runtime/timings.py)."""
     seconds, passed = time_check_all(workdir, labs)
+    return overhead_rows(seconds, passed, workdir / "results", labs)
+
+
+def overhead_rows(
+    seconds: float, passed: bool, results: Path, labs: Sequence[str] = ()
+) -> list[Row]:
+    """The rows of `check_overhead` from the wall time and the runs' timings.json."""
     runs = {p: RunTimings(**json.loads(p.read_text()))
-            for p in sorted((workdir / "results").glob("*/*/timings.json"))}  # fmt: skip
+            for p in sorted(results.glob("*/*/timings.json"))}  # fmt: skip
     load = sum(run.load_planned_s for run in runs.values())
     phases: dict[str, float] = {}
     for path, run in runs.items():
@@ -310,12 +317,20 @@ def check_overhead(workdir: Path, labs: Sequence[str] = ()) -> list[Row]:
     rest = ", ".join(f"{name} {value:.1f}" for name, value in ranked)
     what = f"`lab check {' '.join(labs) or '--all'}`"
     ratio = seconds / max(load, 1e-9)
+    per_lab = [
+        Row(f"`lab check {lab}` wall / seconds of load", f"{run.ratio:.2f}",
+            f"{run.wall_s:.1f} s for {run.load_planned_s:g} s: {run.phases_text(parallel)}")
+        for path, run in runs.items()
+        for lab in [path.parent.parent.name]
+        for parallel in [get_lab(lab).parallel_variants]
+    ]  # fmt: skip
     return [
         Row(f"{what}, local (s)", f"{seconds:.0f}", "all passed" if passed else "A CHECK FAILED"),
         Row(f"{what} wall / seconds of load", f"{ratio:.2f}",
             f"{goal(ratio, at_most=1.05)}; {load:g} s of load in {len(runs)} runs"),
         Row(f"{what}: where the other {seconds - load:.0f} s go (s)", f"{seconds - load:.1f}",
             f"{rest} (load: the load phases beyond their planned seconds)"),
+        *per_lab,
     ]  # fmt: skip
 
 
@@ -442,12 +457,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def commit() -> str:
+    """The commit measured ("abc1234", "+ uncommitted changes" when the tree differs)."""
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "no git commit"
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return head.stdout.strip() + (" + uncommitted changes" if dirty else "")
+
+
 def render(rows: list[Row]) -> str:
     lines = [
         "# Benchmarks",
         "",
         f"{time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}: "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}.",
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, at {commit()}.",
         "",
         "| measure | value | note |",
         "|---|---:|---|",

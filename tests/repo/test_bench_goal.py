@@ -1,6 +1,9 @@
 """`make bench` flags a ratio that misses its goal, in the table itself."""
 
-from bench.run import goal
+from pathlib import Path
+
+from bench.run import goal, overhead_rows
+from labs.engine.runtime.timings import RunTimings
 
 
 def test_goal_says_met_or_flags_the_miss():
@@ -34,3 +37,24 @@ def test_stability_table_marks_a_check_below_every_run():
     lines = table(document, "Quiet")
     assert "| keepalive-502 / a | 10/10 | 12 | 30 | 41 |" in lines
     assert "| keepalive-502 / b | **9/10** | n/a | n/a | n/a |" in lines
+
+
+def test_check_overhead_says_where_the_time_goes_overall_and_per_lab(tmp_path: Path):
+    phases = {"start": 1.0, "spinup": 0.5, "load": 19.5, "exit": 0.2, "stop": 0.3}
+    # circuit-breaker runs its two variants in turn (40 s of load), keepalive-502 at once (20 s)
+    for lab, planned in (("circuit-breaker", 40), ("keepalive-502", 20)):
+        run = RunTimings(50.0, 0.1, 2.0, planned, {v: dict(phases) for v in ("a", "b")})
+        (tmp_path / lab / "20261206-1200").mkdir(parents=True)
+        run.write(tmp_path / lab / "20261206-1200" / "timings.json")
+    total, ratio, rest, *labs = overhead_rows(110.0, True, tmp_path)
+    assert total.value == "110" and total.note == "all passed"
+    assert ratio.value == "1.83" and "ABOVE GOAL 1.05; 60 s of load in 2 runs" in ratio.note
+    assert rest.value == "50.0"
+    ranked = "between runs 10.0, report 4.0, start 3.0, spinup 1.5, load -1.5, stop 0.9"
+    assert rest.note.startswith(ranked)
+    assert [(row.measure, row.value) for row in labs] == [
+        ("`lab check circuit-breaker` wall / seconds of load", "1.25"),
+        ("`lab check keepalive-502` wall / seconds of load", "2.50"),
+    ]
+    assert labs[0].note.startswith("50.0 s for 40 s: start 2.0, spinup 1.0, load 39.0")
+    assert labs[1].note.startswith("50.0 s for 20 s: start 1.0, spinup 0.5, load 19.5")

@@ -78,14 +78,21 @@ class RunTimings:
             return max(self.variants.values(), key=lambda phases: sum(phases.values()))
         return {p: sum(v.get(p, 0.0) for v in self.variants.values()) for p in PHASES}
 
-    def line(self, lab: str, parallel: bool) -> str:
+    @property
+    def ratio(self) -> float:
+        """Wall time over the seconds of load planned (0 without load)."""
+        return self.wall_s / self.load_planned_s if self.load_planned_s else 0.0
+
+    def phases_text(self, parallel: bool) -> str:
+        """ "start 5.3, spinup 2.0, load 67.0, ..., setup 0.0, report 3.0" (seconds)."""
         phases = self.critical(parallel)
         parts = [f"{p} {phases.get(p, 0.0):.1f}" for p in PHASES]
-        parts += [f"setup {self.setup_s:.1f}", f"report {self.report_s:.1f}"]
-        ratio = self.wall_s / self.load_planned_s if self.load_planned_s else 0.0
+        return ", ".join([*parts, f"setup {self.setup_s:.1f}", f"report {self.report_s:.1f}"])
+
+    def line(self, lab: str, parallel: bool) -> str:
         return (
             f"{lab}: time {self.wall_s:.1f} s for {self.load_planned_s:g} s of load "
-            f"({ratio:.2f}x): {', '.join(parts)}"
+            f"({self.ratio:.2f}x): {self.phases_text(parallel)}"
         )
 
     def write(self, path: Path) -> None:
