@@ -155,64 +155,87 @@ def run_forwarding_signals(command: list[str]) -> tuple[str, str]:
     return stdout, "".join(tail)
 
 
-def table(document: dict, title: str, notes: dict[str, str] | None = None) -> list[str]:
+def cell(check: dict | None, stale: bool = False) -> str:
+    """One mode's result for one check: "10/10: 12 / 30 / 41" (passed runs: min / median /
+    max of the judged number); a pass rate below every run in bold; "-" when not measured."""
+    if check is None:
+        return "-"
+    passed = f"{check['passed']}/{check['runs']}"
+    if check["passed"] < check["runs"]:
+        passed = f"**{passed}**"
+    band = [check[k] for k in ("min", "median", "max")]
+    text = passed if all(v is None for v in band) else f"{passed}: {' / '.join(map(fmt, band))}"
+    return text + (" (stale)" if stale else "")
+
+
+def table(documents: dict[str, dict[str, dict]], stale: dict[str, set[str]]) -> list[str]:
+    """Every lab's checks, one row each, with the modes side by side: `documents[mode][lab]`
+    is a lab's stored document, `stale[mode]` the labs whose source changed since."""
+    modes = list(MODES)
     lines = [
-        f"### {title}",
-        "",
-        "| lab / check | passed | min | median | max |",
-        "|---|---:|---:|---:|---:|",
+        f"| lab / check | {' | '.join(modes)} |",
+        f"|---|{'---|' * len(modes)}",
     ]
-    for lab in document["labs"]:
-        if "checks" not in lab:
-            lines.append(f"| {lab['lab']} | not measured yet | | | |")
-            continue
-        for check in lab["checks"]:
-            passed = f"{check['passed']}/{check['runs']}"
-            if check["passed"] < check["runs"]:
-                passed = f"**{passed}**"
-            band = [fmt(check[k]) for k in ("min", "median", "max")]
-            lines.append(f"| {lab['lab']} / {check['name']} | {passed} | {' | '.join(band)} |")
-    lines.append("")
-    for lab, note in (notes or {}).items():
-        lines.append(f"- {lab}: {note}")
+    for lab in [lab.name for lab in all_labs()]:
+        by_mode = {
+            mode: {c["name"]: c for c in documents.get(mode, {}).get(lab, {}).get("checks", [])}
+            for mode in modes
+        }
+        names = list(dict.fromkeys(name for checks in by_mode.values() for name in checks))
+        if not names:
+            lines.append(f"| {lab} | {' | '.join('not measured yet' for _ in modes)} |")
+        for name in names:
+            cells = [cell(by_mode[m].get(name), lab in stale.get(m, ())) for m in modes]
+            lines.append(f"| {lab} / {name} | {' | '.join(cells)} |")
     return [*lines, ""]
 
 
 def render(repeat: int) -> tuple[list[str], bool]:
-    """The markdown for every mode from what is stored; True when every lab is measured
-    with `repeat` runs at the current source and passed every run."""
+    """The markdown from what is stored: one table, the modes side by side, then where
+    and when each lab was measured; True when every lab is measured in every mode with
+    `repeat` runs at the current source and passed every run."""
     labs = [lab.name for lab in all_labs()]
+    documents: dict[str, dict[str, dict]] = {mode: {} for mode in MODES}
+    stale: dict[str, set[str]] = {mode: set() for mode in MODES}
+    notes: dict[str, list[str]] = {lab: [] for lab in labs}
+    complete = True
+    for mode in MODES:
+        for lab in labs:
+            stored = Stored.load(mode, lab)
+            if stored is None:
+                complete = False
+                continue
+            documents[mode][lab] = stored.document
+            changed = changed_since(stored.commit, lab)
+            if changed:
+                stale[mode].add(lab)
+            complete &= not changed and stored.repeat == repeat and stored.document["passed"]
+            note = f"{mode} {stored.repeat} runs at {stored.commit}, {stored.measured_at}, "
+            note += f"{stored.seconds / 60:.0f} min"
+            if changed:
+                note += f" (STALE: {len(changed)} file(s) changed since, {changed[0]})"
+            notes[lab].append(note)
     lines = [
         "# Stability of the lab checks",
         "",
         f"Each lab's `lab check --repeat {repeat}` on this {os.cpu_count()}-core machine, "
         "run by `make stability` (bench/stability.py); the raw runs are in "
-        "bench/stability/<mode>/<lab>.json. The band is the number each check judges "
-        "(n/a: the check reports none). A lab is stale when its folder, the services, the "
-        "locustfiles or nginx's templates changed after the commit it was measured at.",
+        "bench/stability/<mode>/<lab>.json. Each cell is the runs that passed and the band "
+        "of the number the check judges: min / median / max. A lab is stale when its "
+        "folder, the services, the locustfiles or nginx's templates changed after the "
+        "commit it was measured at.",
         "",
+        *[
+            f"- **{mode}**: {title}: {len(documents[mode])} of {len(labs)} labs"
+            for mode, title in MODES.items()
+        ],
+        "",
+        *table(documents, stale),
+        "Measured:",
+        "",
+        *[f"- {lab}: {'; '.join(notes[lab])}" for lab in labs if notes[lab]],
     ]
-    complete = True
-    for mode, title in MODES.items():
-        rows: list[dict] = []
-        notes: dict[str, str] = {}
-        for lab in labs:
-            stored = Stored.load(mode, lab)
-            if stored is None:
-                rows.append({"lab": lab})
-                complete = False
-                continue
-            rows.append(stored.document)
-            stale = changed_since(stored.commit, lab)
-            complete &= not stale and stored.repeat == repeat and stored.document["passed"]
-            notes[lab] = (
-                f"{stored.repeat} runs at {stored.commit}, {stored.measured_at}, "
-                f"{stored.seconds / 60:.0f} min"
-                + (f"; STALE: {len(stale)} file(s) changed since, {stale[0]}" if stale else "")
-            )
-        measured = sum("checks" in row for row in rows)
-        lines += table({"labs": rows}, f"{title}: {measured} of {len(labs)} labs", notes)
-    return lines, complete
+    return [*lines, ""], complete
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,30 +13,17 @@ def test_goal_says_met_or_flags_the_miss():
     assert goal(2.5, at_most=2) == "ABOVE GOAL 2"
 
 
-def test_stability_table_marks_a_check_below_every_run():
-    from bench.stability import table
+def test_stability_cell_gives_the_pass_rate_and_the_band():
+    from bench.stability import cell
 
-    document = {
-        "labs": [
-            {
-                "lab": "keepalive-502",
-                "checks": [
-                    {"name": "a", "runs": 10, "passed": 10, "min": 12, "median": 30, "max": 41},
-                    {
-                        "name": "b",
-                        "runs": 10,
-                        "passed": 9,
-                        "min": None,
-                        "median": None,
-                        "max": None,
-                    },
-                ],
-            }
-        ]
-    }
-    lines = table(document, "Quiet")
-    assert "| keepalive-502 / a | 10/10 | 12 | 30 | 41 |" in lines
-    assert "| keepalive-502 / b | **9/10** | n/a | n/a | n/a |" in lines
+    assert cell({"runs": 10, "passed": 10, "min": 12, "median": 30.5, "max": 41}) == (
+        "10/10: 12 / 30.5 / 41"
+    )
+    assert cell({"runs": 10, "passed": 9, "min": None, "median": None, "max": None}) == "**9/10**"
+    assert cell({"runs": 10, "passed": 10, "min": 1, "median": 1, "max": 1}, stale=True) == (
+        "10/10: 1 / 1 / 1 (stale)"
+    )
+    assert cell(None) == "-"
 
 
 def test_check_overhead_says_where_the_time_goes_overall_and_per_lab(tmp_path: Path):

@@ -37,10 +37,16 @@ def stored(mode: str, lab: str, commit: str = "abc1234", passed: int = 10):
 def test_stored_runs_round_trip_and_render_with_their_commit(store):
     stored("quiet", "keepalive-502").save()
     assert stability.Stored.load("quiet", "keepalive-502") == stored("quiet", "keepalive-502")
+    stored("compose", "keepalive-502", passed=9).save()
     lines, complete = stability.render(10)
-    assert "| keepalive-502 / a | 10/10 | 1 | 2 | 3 |" in lines
-    assert "- keepalive-502: 10 runs at abc1234, 2026-12-06 15:00, 10 min" in lines
-    assert "| retries | not measured yet | | | |" in lines
+    assert "| lab / check | quiet | busy | compose |" in lines
+    assert "| keepalive-502 / a | 10/10: 1 / 2 / 3 | - | **9/10**: 1 / 2 / 3 |" in lines
+    assert (
+        "- keepalive-502: quiet 10 runs at abc1234, 2026-12-06 15:00, 10 min; "
+        "compose 10 runs at abc1234, 2026-12-06 15:00, 10 min"
+    ) in lines
+    assert "| retries | not measured yet | not measured yet | not measured yet |" in lines
+    assert "- **quiet**: Quiet machine (local topology): 1 of 13 labs" in lines
     assert not complete  # the other labs and modes are missing
 
 
@@ -53,11 +59,14 @@ def test_a_lab_whose_source_changed_is_marked_stale_and_not_complete(store):
     stored("busy", labs[0], commit="older").save()
     lines, complete = stability.render(10)
     assert not complete
-    stale = f"- {labs[0]}: 10 runs at older, 2026-12-06 15:00, 10 min; STALE: 1 file(s) changed"
-    assert any(line.startswith(stale) for line in lines), lines
+    stale = "busy 10 runs at older, 2026-12-06 15:00, 10 min (STALE: 1 file(s) changed since"
+    assert any(line.startswith(f"- {labs[0]}: ") and stale in line for line in lines), lines
+    assert f"| {labs[0]} / a | 10/10: 1 / 2 / 3 | 10/10: 1 / 2 / 3 (stale) | " in "\n".join(lines)
     stored("busy", labs[0], passed=9).save()
     lines, complete = stability.render(10)
-    assert not complete and f"| {labs[0]} / a | **9/10** | 1 | 2 | 3 |" in lines
+    assert not complete and f"| {labs[0]} / a | 10/10: 1 / 2 / 3 | **9/10**: 1 / 2 / 3 |" in (
+        "\n".join(lines)
+    )
 
 
 def test_a_stored_lab_is_skipped_and_a_missing_one_is_measured(store, monkeypatch, tmp_path):
@@ -75,7 +84,7 @@ def test_a_stored_lab_is_skipped_and_a_missing_one_is_measured(store, monkeypatc
     assert stability.main(argv) == 1  # still incomplete: other labs, other modes
     assert measured == [("quiet", "retries")]
     assert stability.Stored.load("quiet", "retries") is not None
-    assert "| retries / a | 10/10 | 1 | 2 | 3 |" in out.read_text()
+    assert "| retries / a | 10/10: 1 / 2 / 3 | - | - |" in out.read_text()
 
 
 @pytest.mark.parametrize("argv", [["--labs", "nope"], ["--repeat", "0"], ["--modes", "loud"]])
