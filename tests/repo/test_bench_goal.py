@@ -45,3 +45,11 @@ def test_check_overhead_says_where_the_time_goes_overall_and_per_lab(tmp_path: P
     ]
     assert labs[0].note.startswith("50.0 s for 40 s: start 2.0, spinup 1.0, load 39.0")
     assert labs[1].note.startswith("50.0 s for 20 s: start 1.0, spinup 0.5, load 19.5")
+
+
+def test_bands_print_without_exponents():
+    from labs.engine.reporting.stability import fmt
+
+    assert [fmt(v) for v in (None, 0, 0.00108, 5.6, 64.33, 713.2, 2340.4, 12.0)] == [
+        "n/a", "0", "0.00108", "5.6", "64.3", "713", "2340", "12",
+    ]  # fmt: skip

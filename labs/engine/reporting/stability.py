@@ -83,9 +83,12 @@ class Stability:
 
 
 def fmt(value: float | None) -> str:
+    """3 significant digits, no exponent from 0.0001 up: 0.0017, 5.6, 713, 2340."""
     if value is None:
         return "n/a"
-    return f"{value:g}" if float(value).is_integer() else f"{value:.3g}"
+    if float(value).is_integer() or abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
 
 
 def summarize(runs: Sequence[Sequence[CheckResult]]) -> list[Stability]:
