@@ -26,19 +26,14 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from labs.engine.errors import LabError
 from labs.engine.model.catalog import all_labs
 from labs.engine.reporting.stability import fmt
+from labs.engine.reporting.stability_store import MODES, Stored, changed_since, git, uncommitted
 
 REPO = Path(__file__).resolve().parents[1]
-STORE = REPO / "bench" / "stability"
-MODES = {
-    "quiet": "Quiet machine (local topology)",
-    "busy": "One core kept busy by a spinner at normal priority (local topology)",
-    "compose": "Compose topology (quiet machine)",
-}
 
 
 @contextmanager
@@ -55,59 +50,6 @@ def busy_core(enabled: bool) -> Iterator[int | None]:
     finally:
         os.killpg(spinner.pid, signal.SIGKILL)
         spinner.wait()
-
-
-def git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise SystemExit(f"stability: git {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def source_paths(lab: str) -> list[str]:
-    """What a lab's experiment is: its folder, the services, the locustfiles and nginx's
-    templates. Engine changes do not make a row stale (`make test` runs every lab at
-    every commit); guides and other .md files do not either."""
-    return [f"labs/{lab.replace('-', '_')}", "services", "loadtests", "compose/nginx"]
-
-
-def changed_since(commit: str, lab: str) -> list[str]:
-    """The lab's source files that changed from `commit` to HEAD."""
-    names = git("diff", "--name-only", commit, "HEAD", "--", *source_paths(lab)).splitlines()
-    return [name for name in names if not name.endswith(".md")]
-
-
-def uncommitted(lab: str) -> list[str]:
-    status = git("status", "--porcelain", "--", *source_paths(lab)).splitlines()
-    return [line[3:] for line in status if not line.endswith(".md")]
-
-
-@dataclass(frozen=True)
-class Stored:
-    mode: str
-    lab: str
-    repeat: int
-    commit: str
-    measured_at: str
-    seconds: float
-    document: dict
-
-    @staticmethod
-    def path_of(mode: str, lab: str) -> Path:
-        return STORE / mode / f"{lab}.json"
-
-    def save(self) -> None:
-        path = self.path_of(self.mode, self.lab)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, mode: str, lab: str) -> Stored | None:
-        path = cls.path_of(mode, lab)
-        if not path.exists():
-            return None
-        fields = json.loads(path.read_text())
-        return cls(**{name: fields[name] for name in cls.__dataclass_fields__})
 
 
 def measure(mode: str, lab: str, repeat: int) -> Stored:
@@ -238,6 +180,26 @@ def render(repeat: int) -> tuple[list[str], bool]:
     return [*lines, ""], complete
 
 
+def measure_missing(modes: Sequence[str], labs: Sequence[str], repeat: int, again: bool) -> None:
+    """Measure and store each lab in each mode, unless it is stored with `repeat` runs
+    at its current source (and not `again`)."""
+    for mode in modes:
+        for lab in labs:
+            stored = Stored.load(mode, lab)
+            fresh = stored and stored.repeat == repeat and not changed_since(stored.commit, lab)
+            if fresh and not again:
+                print(f"stability: {mode} {lab}: stored at {stored.commit}, skipped")
+                continue
+            if dirty := uncommitted(lab):
+                raise LabError(f"{lab}: commit first, its source has changes: {dirty[0]}")
+            print(f"stability: {mode} {lab}: {repeat} runs ...", flush=True)
+            result = measure(mode, lab, repeat)
+            result.save()
+            verdict = "all passed" if result.document["passed"] else "NOT all passed"
+            minutes = result.seconds / 60
+            print(f"stability: {mode} {lab}: {verdict} in {minutes:.1f} min", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.stability",
@@ -256,30 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = [lab.name for lab in all_labs()]
     if unknown := sorted(set(args.labs) - set(known)):
         parser.error(f"unknown lab(s): {', '.join(unknown)} (known: {', '.join(known)})")
-    if not args.render:
-        for mode in args.modes:
-            for lab in args.labs or known:
-                stored = Stored.load(mode, lab)
-                if (
-                    not args.again
-                    and stored
-                    and stored.repeat == args.repeat
-                    and not changed_since(stored.commit, lab)
-                ):
-                    print(f"stability: {mode} {lab}: stored at {stored.commit}, skipped")
-                    continue
-                if dirty := uncommitted(lab):
-                    parser.error(f"{lab}: commit first, its source has changes: {dirty[0]}")
-                print(f"stability: {mode} {lab}: {args.repeat} runs ...", flush=True)
-                result = measure(mode, lab, args.repeat)
-                result.save()
-                passed = result.document["passed"]
-                print(
-                    f"stability: {mode} {lab}: {'all passed' if passed else 'NOT all passed'} "
-                    f"in {result.seconds / 60:.1f} min",
-                    flush=True,
-                )
-    lines, complete = render(args.repeat)
+    try:
+        if not args.render:
+            measure_missing(args.modes, args.labs or known, args.repeat, args.again)
+        lines, complete = render(args.repeat)
+    except LabError as exc:
+        print(f"stability: error: {exc}", file=sys.stderr)
+        return 2
     args.out.write_text("\n".join(lines))
     verdict = "complete, all stable" if complete else "incomplete or not all stable"
     print(f"stability: wrote {args.out}; {verdict}")

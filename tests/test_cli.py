@@ -78,6 +78,9 @@ def test_list_and_show(lab_env):
     guide = run_lab_cli("show", "keepalive-502", env=lab_env)
     assert guide.returncode == 0
     assert "keepalive_timeout" in guide.stdout
+    stability = guide.stdout.split("How stable its checks are", 1)[1].splitlines()
+    for mode in ("quiet", "busy", "compose"):
+        assert any(line.startswith(f"  {mode}: ") for line in stability), stability
 
 
 def test_help_answers(lab_env):

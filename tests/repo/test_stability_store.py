@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import stability
+from labs.engine.reporting import stability_store
 from labs.engine.runtime.processes import pid_alive
 
 
@@ -22,7 +23,7 @@ def document(lab: str, passed: int = 10) -> dict:
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    monkeypatch.setattr(stability, "STORE", tmp_path)
+    monkeypatch.setattr(stability_store, "STORE", tmp_path)
     changed = {"older": ["labs/keepalive_502/spec.py"]}
     monkeypatch.setattr(stability, "changed_since", lambda commit, lab: changed.get(commit, []))
     return tmp_path
@@ -95,7 +96,7 @@ def test_bad_input_is_a_usage_error(argv, store, capsys):
 
 
 def test_staleness_counts_the_experiment_not_the_engine_or_the_guide(tmp_path, monkeypatch):
-    monkeypatch.setattr(stability, "REPO", tmp_path)
+    monkeypatch.setattr(stability_store, "REPO_ROOT", tmp_path)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
 
     def commit(*files: str) -> str:

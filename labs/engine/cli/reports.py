@@ -7,7 +7,7 @@ import argparse
 from labs.engine.cli.output import out, runs_table
 from labs.engine.errors import LabError
 from labs.engine.model.catalog import all_labs, get_lab
-from labs.engine.reporting import report, terminal
+from labs.engine.reporting import report, stability_store, terminal
 
 
 def cmd_list(_args: argparse.Namespace) -> int:
@@ -36,6 +36,14 @@ def cmd_show(args: argparse.Namespace) -> int:
             )
         out.print(f"  {variant.name}: {variant.summary}" + (f" ({role})" if role else ""),
                   highlight=False, markup=False)  # fmt: skip
+    out.print(
+        "\nHow stable its checks are (`make stability`, bench/stability.md): passed runs, "
+        "and min / median / max of the number each check judges",
+        highlight=False,
+        markup=False,
+    )
+    for line in stability_store.summary_lines(lab.name):
+        out.print(line, highlight=False, markup=False)
     return 0
 
 

@@ -1,0 +1,103 @@
+"""The measured stability of each lab's checks, as `make stability` stores it:
+bench/stability/<mode>/<lab>.json, one `lab check LAB --repeat N --json` per lab and
+mode, with the commit it ran at. bench/stability.py writes the records; `lab show`
+quotes them under the guide."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from labs.engine.errors import LabError
+from labs.engine.model.spec import REPO_ROOT
+from labs.engine.reporting.stability import fmt
+
+STORE = REPO_ROOT / "bench" / "stability"
+MODES = {
+    "quiet": "Quiet machine (local topology)",
+    "busy": "One core kept busy by a spinner at normal priority (local topology)",
+    "compose": "Compose topology (quiet machine)",
+}
+
+
+@dataclass(frozen=True)
+class Stored:
+    mode: str
+    lab: str
+    repeat: int
+    commit: str
+    measured_at: str
+    seconds: float
+    document: dict
+    """`lab check LAB --repeat N --json`'s document for the lab (its "checks": name,
+    runs, passed, min, median, max)."""
+
+    @staticmethod
+    def path_of(mode: str, lab: str) -> Path:
+        return STORE / mode / f"{lab}.json"
+
+    def save(self) -> None:
+        path = self.path_of(self.mode, self.lab)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, mode: str, lab: str) -> Stored | None:
+        path = cls.path_of(mode, lab)
+        if not path.exists():
+            return None
+        fields = json.loads(path.read_text())
+        return cls(**{name: fields[name] for name in cls.__dataclass_fields__})
+
+
+def git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+    except OSError as exc:
+        raise LabError(f"git {args[0]}: {exc.strerror}") from None
+    if done.returncode:
+        raise LabError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def source_paths(lab: str) -> list[str]:
+    """What a lab's experiment is: its folder, the services, the locustfiles and nginx's
+    templates. Engine changes do not make a record stale (`make test` runs every lab at
+    every commit); guides and other .md files do not either."""
+    return [f"labs/{lab.replace('-', '_')}", "services", "loadtests", "compose/nginx"]
+
+
+def changed_since(commit: str, lab: str) -> list[str]:
+    """The lab's source files that changed from `commit` to HEAD."""
+    names = git("diff", "--name-only", commit, "HEAD", "--", *source_paths(lab)).splitlines()
+    return [name for name in names if not name.endswith(".md")]
+
+
+def uncommitted(lab: str) -> list[str]:
+    status = git("status", "--porcelain", "--", *source_paths(lab)).splitlines()
+    return [line[3:] for line in status if not line.endswith(".md")]
+
+
+def summary_lines(lab: str) -> list[str]:
+    """What `lab show` prints: per mode, when and how often the lab was measured and
+    each check's pass rate and band, or that it was not measured yet."""
+    lines = []
+    for mode in MODES:
+        stored = Stored.load(mode, lab)
+        if stored is None:
+            lines.append(f"  {mode}: not measured yet")
+            continue
+        try:
+            changed = changed_since(stored.commit, lab)
+            stale = f"; STALE: {len(changed)} source file(s) changed since" if changed else ""
+        except LabError as exc:
+            stale = f"; cannot tell whether it is stale ({exc})"
+        when = f"{stored.repeat} runs at {stored.commit}, {stored.measured_at}"
+        lines.append(f"  {mode}: {when}{stale}")
+        for check in stored.document.get("checks", []):
+            band = [check[k] for k in ("min", "median", "max")]
+            numbers = "" if band[0] is None else f": {' / '.join(map(fmt, band))}"
+            lines.append(f"    {check['passed']}/{check['runs']} {check['name']}{numbers}")
+    return lines
