@@ -67,12 +67,15 @@ stability: setup  ## every lab check N times [MODES="quiet busy compose"], resum
 docker-setup:  ## compose topology: install docker.io + Compose, start dockerd (root)
 	@bash scripts/docker-setup.sh
 
-images:  ## compose images from public base images: make images [BASE_IMAGE=...]
+SOURCE_DIGEST = --label lab.source-digest=$$($(BIN)/python -m labs.engine.topology.images $(1))
+
+images: $(BIN)/lab  ## compose images from public base images: make images [BASE_IMAGE=...]
 	DOCKER_BUILDKIT=1 $(DOCKER) build -q -f compose/services.Dockerfile -t lab-services:latest \
-		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) .
+		$(call SOURCE_DIGEST,services) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) .
 	DOCKER_BUILDKIT=1 $(DOCKER) build -q -f compose/nginx.Dockerfile -t lab-nginx:latest \
-		$(if $(NGINX_BASE_IMAGE),--build-arg BASE_IMAGE=$(NGINX_BASE_IMAGE)) .
+		$(call SOURCE_DIGEST,nginx) $(if $(NGINX_BASE_IMAGE),--build-arg BASE_IMAGE=$(NGINX_BASE_IMAGE)) .
 	DOCKER_BUILDKIT=1 $(DOCKER) build -q -f compose/locust.Dockerfile -t lab-locust:latest \
+		$(call SOURCE_DIGEST,locust) \
 		--build-arg LOCUST_VERSION=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("locust"))' 2>/dev/null) \
 		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) .
 

@@ -24,7 +24,14 @@ import aiohttp
 from labs.engine.errors import LabError, StartupError
 from labs.engine.load.distributed import LOCUST_IMAGE, WorkerContainers
 from labs.engine.model.spec import Lab, Variant
-from labs.engine.topology import compose_file, compose_moves, compose_reload, dockerenv, nginx
+from labs.engine.topology import (
+    compose_file,
+    compose_moves,
+    compose_reload,
+    dockerenv,
+    images,
+    nginx,
+)
 from labs.engine.topology.base import Endpoints
 from labs.engine.topology.containers import (
     STOP_TIMEOUT_S,
@@ -47,15 +54,19 @@ IMAGES_HINT = "build them: make images (or make images-offline without a registr
 
 
 def preflight() -> None:
-    """Fail before anything starts: no Compose, no engine, or images not built."""
+    """Fail before anything starts: no Compose, no engine, or images not built (or built
+    from other sources than this checkout's: see images.py)."""
     dockerenv.compose_command()
     client = dockerenv.docker_client()
     try:
         missing = dockerenv.missing_images(client, IMAGES)
+        stale = images.out_of_date(client, ("services", "nginx"))
     finally:
         client.close()
     if missing:
         raise LabError(f"image(s) {', '.join(missing)} not found; {IMAGES_HINT}")
+    if stale:
+        raise LabError(f"{'; '.join(stale)}: {images.REBUILD}")
 
 
 def project_name(run_id: str, variant: str) -> str:
@@ -244,6 +255,8 @@ class ComposeTopology:
                 f"image {LOCUST_IMAGE} not found; --locust-workers on compose runs "
                 f"workers in it; {IMAGES_HINT}"
             )
+        if stale := images.out_of_date(self.client, ("locust",)):
+            raise LabError(f"{stale[0]}: {images.REBUILD}")
         labels = {dockerenv.PROJECT_LABEL: self.project, dockerenv.RUN_LABEL: self.run_id}
         return WorkerContainers(self.project, labels)
 
