@@ -13,10 +13,14 @@ import importlib.metadata
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labs.engine.load.distributed import LOCUST_IMAGE
 from labs.engine.model.spec import REPO_ROOT
 from labs.engine.topology.compose_file import NGINX_IMAGE, SERVICES_IMAGE
+
+if TYPE_CHECKING:
+    import docker
 
 LABEL = "lab.source-digest"
 SOURCES: Mapping[str, tuple[str, ...]] = {
@@ -49,7 +53,9 @@ def digest(role: str, root: Path = REPO_ROOT) -> str:
     return hasher.hexdigest()[:16]
 
 
-def out_of_date(client, roles: tuple[str, ...], root: Path = REPO_ROOT) -> list[str]:
+def out_of_date(
+    client: docker.DockerClient, roles: tuple[str, ...], root: Path = REPO_ROOT
+) -> list[str]:
     """A sentence for each built image of `roles` whose label is not its sources' digest
     now (missing images are not checked here)."""
     import docker.errors
