@@ -479,7 +479,24 @@ def render(rows: list[Row]) -> str:
         "|---|---:|---|",
     ]
     lines += [f"| {row.measure} | {row.value} | {row.note} |" for row in rows]
+    lines += ["", "Reading `lab check`'s phases (labs/engine/runtime/timings.py):", ""]
+    lines += [f"- {name}: {meaning}" for name, meaning in PHASE_MEANINGS.items()]
     return "\n".join(lines) + "\n"
+
+
+PHASE_MEANINGS = {
+    "start": "starting a variant's topology until every part answers its health check "
+    "(a Python process per service replica; a parallel lab starts all its variants at once)",
+    "spinup": "Locust's start (importing Locust and gevent) to its first request",
+    "load": "first request to last answer; in the where-the-rest-goes row, only what lies "
+    "beyond the seconds the labs plan (negative: requests ended before the planned end, "
+    "e.g. a stream's, which is recorded when its headers arrive)",
+    "exit": "last answer to Locust's exit, its files written (and workers' records merged)",
+    "collect, stop, measure": "the services' counters, stopping the topology, reading the records",
+    "report": "judging the checks and writing results.json, report.md, the PNG plots and "
+    "report.html",
+    "between runs": "the `lab check` process itself: start-up, sweeping, between labs",
+}
 
 
 if __name__ == "__main__":
