@@ -30,8 +30,14 @@ from pathlib import Path
 
 from labs.engine.errors import LabError
 from labs.engine.model.catalog import all_labs
-from labs.engine.reporting.stability import fmt
-from labs.engine.reporting.stability_store import MODES, Stored, changed_since, git, uncommitted
+from labs.engine.reporting.stability_store import (
+    MODES,
+    Stored,
+    band,
+    changed_since,
+    git,
+    uncommitted,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,9 +111,8 @@ def cell(check: dict | None, stale: bool = False) -> str:
     passed = f"{check['passed']}/{check['runs']}"
     if check["passed"] < check["runs"]:
         passed = f"**{passed}**"
-    band = [check[k] for k in ("min", "median", "max")]
-    text = passed if all(v is None for v in band) else f"{passed}: {' / '.join(map(fmt, band))}"
-    return text + (" (stale)" if stale else "")
+    numbers = band(check)
+    return passed + (f": {numbers}" if numbers else "") + (" (stale)" if stale else "")
 
 
 def table(documents: dict[str, dict[str, dict]], stale: dict[str, set[str]]) -> list[str]:

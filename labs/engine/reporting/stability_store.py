@@ -97,7 +97,14 @@ def summary_lines(lab: str) -> list[str]:
         when = f"{stored.repeat} runs at {stored.commit}, {stored.measured_at}"
         lines.append(f"  {mode}: {when}{stale}")
         for check in stored.document.get("checks", []):
-            band = [check[k] for k in ("min", "median", "max")]
-            numbers = "" if band[0] is None else f": {' / '.join(map(fmt, band))}"
-            lines.append(f"    {check['passed']}/{check['runs']} {check['name']}{numbers}")
+            numbers = band(check)
+            passed = f"{check['passed']}/{check['runs']}"
+            lines.append(f"    {passed} {check['name']}" + (f": {numbers}" if numbers else ""))
     return lines
+
+
+def band(check: dict) -> str:
+    """A stored check's "12 / 30 / 41": min / median / max of the number it judged over
+    the runs ("" when it reports none)."""
+    values = [check[k] for k in ("min", "median", "max")]
+    return "" if all(v is None for v in values) else " / ".join(map(fmt, values))
