@@ -305,21 +305,21 @@ def overhead_rows(
     """The rows of `check_overhead` from the wall time and the runs' timings.json."""
     runs = {p: RunTimings(**json.loads(p.read_text()))
             for p in sorted(results.glob("*/*/timings.json"))}  # fmt: skip
-    load = sum(run.load_planned_s for run in runs.values())
+    load = sum(run.load_s for run in runs.values())
     phases: dict[str, float] = {}
     for path, run in runs.items():
         critical = run.critical(get_lab(path.parent.parent.name).parallel_variants)
         for name, value in [*critical.items(), ("setup", run.setup_s), ("report", run.report_s)]:
             phases[name] = phases.get(name, 0.0) + value
     phases["between runs"] = seconds - sum(run.wall_s for run in runs.values())
-    phases["load"] = phases.get("load", 0.0) - load
+    phases["exit"] = phases.pop("load", 0.0) + phases.get("exit", 0.0) - load
     ranked = sorted(phases.items(), key=lambda kv: -abs(kv[1]))
     rest = ", ".join(f"{name} {value:.1f}" for name, value in ranked)
     what = f"`lab check {' '.join(labs) or '--all'}`"
     ratio = seconds / max(load, 1e-9)
     per_lab = [
         Row(f"`lab check {lab}` wall / seconds of load", f"{run.ratio:.2f}",
-            f"{run.wall_s:.1f} s for {run.load_planned_s:g} s: {run.phases_text(parallel)}")
+            f"{run.wall_s:.1f} s for {run.load_s:.1f} s: {run.phases_text(parallel)}")
         for path, run in runs.items()
         for lab in [path.parent.parent.name]
         for parallel in [get_lab(lab).parallel_variants]
@@ -329,7 +329,8 @@ def overhead_rows(
         Row(f"{what} wall / seconds of load", f"{ratio:.2f}",
             f"{goal(ratio, at_most=1.05)}; {load:g} s of load in {len(runs)} runs"),
         Row(f"{what}: where the other {seconds - load:.0f} s go (s)", f"{seconds - load:.1f}",
-            f"{rest} (load: the load phases beyond their planned seconds)"),
+            f"{rest} (exit: Locust's exits, and load that ran past a variant's planned "
+            "seconds)"),
         *per_lab,
     ]  # fmt: skip
 
@@ -488,10 +489,12 @@ PHASE_MEANINGS = {
     "start": "starting a variant's topology until every part answers its health check "
     "(a Python process per service replica; a parallel lab starts all its variants at once)",
     "spinup": "Locust's start (importing Locust and gevent) to its first request",
-    "load": "first request to last answer; in the where-the-rest-goes row, only what lies "
-    "beyond the seconds the labs plan (negative: requests ended before the planned end, "
-    "e.g. a stream's, which is recorded when its headers arrive)",
+    "load": "first request to last answer (a stream is recorded when its headers arrive, "
+    "so a streaming lab's load looks short and its exit long)",
     "exit": "last answer to Locust's exit, its files written (and workers' records merged)",
+    "seconds of load": "per variant, load + exit, at most its planned duration: a locustfile "
+    "may end the run sooner (an open-loop schedule that is over, a rolling restart that is "
+    "done); summed over variants run in turn, the longest of variants run at once",
     "collect, stop, measure": "the services' counters, stopping the topology, reading the records",
     "report": "judging the checks and writing results.json, report.md, the PNG plots and "
     "report.html",

@@ -32,7 +32,7 @@ from labs.engine.runtime.processes import ProcessGroup
 from labs.engine.runtime.signals import Interrupted, interrupts_raise, run_interruptible
 from labs.engine.runtime.state import new_run_id, registered_run
 from labs.engine.runtime.sweep import sweep_stale_runs
-from labs.engine.runtime.timings import RunTimings, Stopwatch, split_load
+from labs.engine.runtime.timings import RunTimings, Stopwatch, load_ran, split_load
 from labs.engine.topology import nginx
 from labs.engine.topology.base import (
     TopologyKind,
@@ -152,13 +152,14 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
     checks = judge(lab, results, unjudged)
     outcome = RunOutcome(lab, results, checks, results_dir, topology=options.topology)
     report.write(outcome.to_dict(), lab, results_dir, results, checks)
-    each = [v.load.duration_s for v in variants]
+    phases = {name: dict(watch.seconds) for name, watch in watches.items()}
+    planned = {v.name: v.load.duration_s for v in variants}
     outcome.timings = RunTimings(
         wall_s=time.monotonic() - started,
         setup_s=setup_s,
         report_s=time.monotonic() - reporting,
-        load_planned_s=max(each) if lab.parallel_variants else sum(each),
-        variants={name: dict(watch.seconds) for name, watch in watches.items()},
+        load_s=load_ran(planned, phases, lab.parallel_variants),
+        variants=phases,
     )
     outcome.timings.write(results_dir / "timings.json")
     return outcome

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from bench.run import goal, overhead_rows
-from labs.engine.runtime.timings import RunTimings
+from labs.engine.runtime.timings import RunTimings, load_ran
 
 
 def test_goal_says_met_or_flags_the_miss():
@@ -27,24 +27,28 @@ def test_stability_cell_gives_the_pass_rate_and_the_band():
 
 
 def test_check_overhead_says_where_the_time_goes_overall_and_per_lab(tmp_path: Path):
-    phases = {"start": 1.0, "spinup": 0.5, "load": 19.5, "exit": 0.2, "stop": 0.3}
-    # circuit-breaker runs its two variants in turn (40 s of load), keepalive-502 at once (20 s)
-    for lab, planned in (("circuit-breaker", 40), ("keepalive-502", 20)):
-        run = RunTimings(50.0, 0.1, 2.0, planned, {v: dict(phases) for v in ("a", "b")})
+    phases = {"start": 1.0, "spinup": 0.5, "load": 19.0, "exit": 1.0, "stop": 0.3}
+    variants = {v: dict(phases) for v in ("a", "b")}
+    # circuit-breaker runs its variants in turn (20 s planned each: 40 s of load);
+    # keepalive-502 runs them at once, 15 s planned: the 5 s past it count as exit
+    for lab, planned in (("circuit-breaker", 20), ("keepalive-502", 15)):
+        parallel = lab == "keepalive-502"
+        load = load_ran({"a": planned, "b": planned}, variants, parallel)
+        run = RunTimings(50.0, 0.1, 2.0, load, variants)
         (tmp_path / lab / "20261206-1200").mkdir(parents=True)
         run.write(tmp_path / lab / "20261206-1200" / "timings.json")
     total, ratio, rest, *labs = overhead_rows(110.0, True, tmp_path)
     assert total.value == "110" and total.note == "all passed"
-    assert ratio.value == "1.83" and "ABOVE GOAL 1.05; 60 s of load in 2 runs" in ratio.note
-    assert rest.value == "50.0"
-    ranked = "between runs 10.0, report 4.0, start 3.0, spinup 1.5, load -1.5, stop 0.9"
+    assert ratio.value == "2.00" and "ABOVE GOAL 1.05; 55 s of load in 2 runs" in ratio.note
+    assert rest.value == "55.0"
+    ranked = "between runs 10.0, exit 5.0, report 4.0, start 3.0, spinup 1.5, stop 0.9"
     assert rest.note.startswith(ranked)
     assert [(row.measure, row.value) for row in labs] == [
         ("`lab check circuit-breaker` wall / seconds of load", "1.25"),
-        ("`lab check keepalive-502` wall / seconds of load", "2.50"),
+        ("`lab check keepalive-502` wall / seconds of load", "3.33"),
     ]
-    assert labs[0].note.startswith("50.0 s for 40 s: start 2.0, spinup 1.0, load 39.0")
-    assert labs[1].note.startswith("50.0 s for 20 s: start 1.0, spinup 0.5, load 19.5")
+    assert labs[0].note.startswith("50.0 s for 40.0 s: start 2.0, spinup 1.0, load 38.0")
+    assert labs[1].note.startswith("50.0 s for 15.0 s: start 1.0, spinup 0.5, load 19.0")
 
 
 def test_bands_print_without_exponents():

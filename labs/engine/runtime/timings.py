@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,13 +60,29 @@ def split_load(
     watch.add("exit", total - spinup - load)
 
 
+def load_ran(
+    planned_s: Mapping[str, float], variants: Mapping[str, Mapping[str, float]], parallel: bool
+) -> float:
+    """The seconds of load the variants ran: per variant from its first request to
+    Locust's exit (`load` + `exit`), at most its planned duration, since a locustfile may
+    end the run sooner (an open-loop schedule that is over, a rolling restart that is
+    done) and a stream is recorded when its headers arrive; summed over variants run in
+    turn, the longest when they run at once."""
+    each = [
+        min(planned_s[name], phases.get("load", 0.0) + phases.get("exit", 0.0))
+        for name, phases in variants.items()
+    ]
+    return max(each, default=0.0) if parallel else sum(each)
+
+
 @dataclass(frozen=True)
 class RunTimings:
     wall_s: float
     setup_s: float
     report_s: float
-    load_planned_s: float
-    """The seconds of load the lab's variants ask for (in turn, or the longest at once)."""
+    load_s: float
+    """The seconds of load the variants ran (`load_ran`): what the wall time is judged
+    against."""
     variants: dict[str, dict[str, float]]
 
     def critical(self, parallel: bool) -> dict[str, float]:
@@ -80,8 +96,8 @@ class RunTimings:
 
     @property
     def ratio(self) -> float:
-        """Wall time over the seconds of load planned (0 without load)."""
-        return self.wall_s / self.load_planned_s if self.load_planned_s else 0.0
+        """Wall time over the seconds of load (0 without load)."""
+        return self.wall_s / self.load_s if self.load_s else 0.0
 
     def phases_text(self, parallel: bool) -> str:
         """ "start 5.3, spinup 2.0, load 67.0, ..., setup 0.0, report 3.0" (seconds)."""
@@ -91,7 +107,7 @@ class RunTimings:
 
     def line(self, lab: str, parallel: bool) -> str:
         return (
-            f"{lab}: time {self.wall_s:.1f} s for {self.load_planned_s:g} s of load "
+            f"{lab}: time {self.wall_s:.1f} s for {self.load_s:.1f} s of load "
             f"({self.ratio:.2f}x): {self.phases_text(parallel)}"
         )
 
