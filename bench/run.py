@@ -37,6 +37,7 @@ from labs.engine.model.spec import (
     Upstream,
     Variant,
 )
+from labs.engine.reporting.stability_store import git
 from labs.engine.runtime.processes import ProcessGroup
 from labs.engine.runtime.signals import interrupts_raise, run_interruptible
 from labs.engine.runtime.timings import RunTimings
@@ -460,13 +461,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def commit() -> str:
     """The commit measured ("abc1234", "+ uncommitted changes" when the tree differs)."""
-    git = ["git", "-C", str(REPO)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    if head.returncode != 0:
+    try:
+        head = git("rev-parse", "--short", "HEAD").strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no").strip()
+    except LabError:
         return "no git commit"
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()  # fmt: skip
-    return head.stdout.strip() + (" + uncommitted changes" if dirty else "")
+    return head + (" + uncommitted changes" if dirty else "")
 
 
 def render(rows: list[Row]) -> str:
