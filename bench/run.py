@@ -205,36 +205,90 @@ def gateway_lab(name: str, gateway_args: dict[str, object]) -> tuple[Lab, Varian
     return Lab("bench", "bench", "", REPO / "README.md", (variant,), ()), variant
 
 
+POLICY_PAIRS = 8
+"""Pairs of wrk runs (pass-through, policy) the policy overhead is the median of."""
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median of paired ratios and their range."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values))
+
+    def __str__(self) -> str:
+        return f"{self.median:.2f} ({self.low:.2f}-{self.high:.2f})"
+
+
+def paired(top: Sequence[float], bottom: Sequence[float]) -> Spread:
+    """top[i] / bottom[i] for each pair i, as a median and a range."""
+    return Spread.of([a / b for a, b in zip(top, bottom, strict=True)])
+
+
 def policy_overhead(
-    group: ProcessGroup, workdir: Path, seconds: float, rounds: int = 3
+    group: ProcessGroup, workdir: Path, seconds: float, pairs: int = POLICY_PAIRS
 ) -> list[Row]:
     """The gateway with its whole policy stack against the gateway passing calls straight
-    through, alternated (A B A B ...) so drift on a shared machine hits both; medians."""
+    through. Both are up at once (the idle one costs nothing); wrk drives them in pairs,
+    which one goes first alternating, so drift on a shared machine hits both sides of
+    every pair. The ratio is the median of the pairs' ratios; the gateway's own CPU per
+    request is read from /proc beside it (the cost the throughput ratio reflects)."""
+    names = ("passthrough", "policy")
     print(
-        f"policy overhead through nginx -> gateway -> api ({seconds:g} s x {2 * rounds}) ...",
+        f"policy overhead through nginx -> gateway -> api ({pairs} pairs of {seconds:g} s) ...",
         flush=True,
     )
-    drives: dict[str, list[Drive]] = {"policy": [], "passthrough": []}
-    for round_ in range(rounds):
-        for name, args in (("passthrough", PASSTHROUGH_ARGS), ("policy", POLICY_ARGS)):
+    drives: dict[str, list[Drive]] = {name: [] for name in names}
+    cpu_us: dict[str, list[float]] = {name: [] for name in names}
+    started: list[LocalTopology] = []
+    try:
+        urls, gateways = {}, {}
+        for name, args in zip(names, (PASSTHROUGH_ARGS, POLICY_ARGS), strict=True):
             lab, variant = gateway_lab(name, args)
-            topology = LocalTopology(lab, variant, group, workdir / f"{name}-{round_}")
-            endpoints = run_interruptible(topology.start())
-            try:
-                drives[name].append(wrk(f"{endpoints.nginx_url}/work", seconds))
-            finally:
-                topology.stop()
+            topology = LocalTopology(lab, variant, group, workdir / name)
+            started.append(topology)
+            urls[name] = f"{run_interruptible(topology.start()).nginx_url}/work"
+            gateways[name] = [child.pid for child in topology.processes("gateway")]
+            wrk(urls[name], 1)  # warm-up: connections, pools, first-call paths
+        for index in range(pairs):
+            for name in names if index % 2 == 0 else names[::-1]:
+                before = sum(process_cpu_s(pid) for pid in gateways[name])
+                drive = wrk(urls[name], seconds)
+                used = sum(process_cpu_s(pid) for pid in gateways[name]) - before
+                drives[name].append(drive)
+                cpu_us[name].append(used / max(drive.requests, 1) * 1e6)
+    finally:
+        for topology in started:
+            topology.stop()
     rps = {n: statistics.median(d.rps for d in ds) for n, ds in drives.items()}
     p50 = {n: statistics.median(d.p50_ms for d in ds) for n, ds in drives.items()}
+    cpu = {n: statistics.median(us) for n, us in cpu_us.items()}
+    ratio = paired([d.rps for d in drives["policy"]], [d.rps for d in drives["passthrough"]])
+    cost = paired(cpu_us["policy"], cpu_us["passthrough"])
+    each = f"median of {pairs}"
     return [
         Row("wrk, gateway passing calls through (req/s)", f"{rps['passthrough']:,.0f}",
-            f"p50 {p50['passthrough']:.2f} ms; median of {rounds}"),
+            f"p50 {p50['passthrough']:.2f} ms; gateway CPU {cpu['passthrough']:.0f} us/request; "
+            f"{each}"),
         Row("wrk, gateway with timeout + bulkhead + breaker + retry (req/s)",
             f"{rps['policy']:,.0f}",
-            f"p50 {p50['policy']:.2f} ms; median of {rounds}; all healthy"),
-        Row("policy / passthrough throughput", f"{rps['policy'] / rps['passthrough']:.2f}",
-            f"{goal(rps['policy'] / rps['passthrough'], at_least=0.9)}; p50 difference "
-            f"{p50['policy'] - p50['passthrough']:+.2f} ms"),
+            f"p50 {p50['policy']:.2f} ms; gateway CPU {cpu['policy']:.0f} us/request; {each}; "
+            "all healthy"),
+        Row("policy / passthrough throughput", f"{ratio.median:.2f}",
+            f"{goal(ratio.median, at_least=0.9)}; {pairs} alternated pairs range "
+            f"{ratio.low:.2f}-{ratio.high:.2f}; gateway CPU per request policy / passthrough "
+            f"{cost}"),
     ]  # fmt: skip
 
 
@@ -306,10 +360,12 @@ def overhead_rows(
     """The rows of `check_overhead` from the wall time and the runs' timings.json."""
     runs = {p: RunTimings(**json.loads(p.read_text()))
             for p in sorted(results.glob("*/*/timings.json"))}  # fmt: skip
+    lab_of = {path: path.parent.parent.name for path in runs}
+    parallel = {path: get_lab(lab).parallel_variants for path, lab in lab_of.items()}
     load = sum(run.load_s for run in runs.values())
     phases: dict[str, float] = {}
     for path, run in runs.items():
-        critical = run.critical(get_lab(path.parent.parent.name).parallel_variants)
+        critical = run.critical(parallel[path])
         for name, value in [*critical.items(), ("setup", run.setup_s), ("report", run.report_s)]:
             phases[name] = phases.get(name, 0.0) + value
     phases["between runs"] = seconds - sum(run.wall_s for run in runs.values())
@@ -319,16 +375,14 @@ def overhead_rows(
     what = f"`lab check {' '.join(labs) or '--all'}`"
     ratio = seconds / max(load, 1e-9)
     per_lab = [
-        Row(f"`lab check {lab}` wall / seconds of load", f"{run.ratio:.2f}",
-            f"{run.wall_s:.1f} s for {run.load_s:.1f} s: {run.phases_text(parallel)}")
+        Row(f"`lab check {lab_of[path]}` wall / seconds of load", f"{run.ratio:.2f}",
+            f"{run.wall_s:.1f} s for {run.load_s:.1f} s: {run.phases_text(parallel[path])}")
         for path, run in runs.items()
-        for lab in [path.parent.parent.name]
-        for parallel in [get_lab(lab).parallel_variants]
     ]  # fmt: skip
     return [
         Row(f"{what}, local (s)", f"{seconds:.0f}", "all passed" if passed else "A CHECK FAILED"),
         Row(f"{what} wall / seconds of load", f"{ratio:.2f}",
-            f"{goal(ratio, at_most=1.05)}; {load:g} s of load in {len(runs)} runs"),
+            f"{goal(ratio, at_most=1.05)}; {load:.0f} s of load in {len(runs)} runs"),
         Row(f"{what}: where the other {seconds - load:.0f} s go (s)", f"{seconds - load:.1f}",
             f"{rest} (exit: Locust's exits, and load that ran past a variant's planned "
             "seconds)"),
@@ -444,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with interrupts_raise():
             rows = load_ceiling(group, workdir, args.seconds, args.locust_workers)
-            rows += policy_overhead(group, workdir, args.seconds)
+            rows += policy_overhead(group, workdir, args.seconds / 2)
             rows += time_to_first_result(workdir, not args.skip_check_all)
             rows += simulations()
     except LabError as exc:

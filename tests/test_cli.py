@@ -52,6 +52,15 @@ def test_missing_nginx(lab_env):
     env = {**lab_env, "LAB_NGINX": "/nonexistent/nginx"}
     assert_one_line_error(run_lab_cli("run", "keepalive-502", env=env), "nginx")
     assert_one_line_error(run_lab_cli("up", "keepalive-502", env=env), "nginx")
+    # a shortened run's "not judged" note would come first: the missing part is all it says
+    shortened = run_lab_cli("run", "idempotency", "--duration", "5", env=env)
+    assert_one_line_error(shortened, "nginx")
+
+
+def test_missing_docker_engine_is_the_only_line(lab_env):
+    env = {**lab_env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    result = run_lab_cli("run", "idempotency", "--topology", "compose", "--duration", "5", env=env)
+    assert_one_line_error(result, "no Docker engine answers")
 
 
 def test_port_in_use(lab_env):

@@ -57,3 +57,24 @@ def test_bands_print_without_exponents():
     assert [fmt(v) for v in (None, 0, 0.00108, 5.6, 64.33, 713.2, 2340.4, 12.0)] == [
         "n/a", "0", "0.00108", "5.6", "64.3", "713", "2340", "12",
     ]  # fmt: skip
+
+
+def test_policy_overhead_is_the_median_of_paired_ratios_with_their_range():
+    from bench.run import paired
+
+    spread = paired([90, 100, 120], [100, 100, 100])
+    assert (spread.median, spread.low, spread.high) == (1.0, 0.9, 1.2)
+    assert str(spread) == "1.00 (0.90-1.20)"
+
+
+def test_process_cpu_grows_with_the_work_a_process_does():
+    import os
+    import time
+
+    from bench.run import process_cpu_s
+
+    before = process_cpu_s(os.getpid())
+    until = time.process_time() + 0.2
+    while time.process_time() < until:
+        pass
+    assert process_cpu_s(os.getpid()) - before >= 0.15

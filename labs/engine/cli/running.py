@@ -13,6 +13,7 @@ from labs.engine.model.catalog import all_labs, get_lab
 from labs.engine.model.spec import Lab
 from labs.engine.reporting import junit, stability, terminal
 from labs.engine.runner import RunOptions, RunOutcome, run_lab, select_variants, shortened
+from labs.engine.topology.base import preflight
 
 DEMO_LAB = "keepalive-502"
 DEMO_WHY = (
@@ -24,6 +25,7 @@ DEMO_WHY = (
 def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -> RunOutcome:
     variants = select_variants(lab, args.variant or ())  # unknown variant: fail before starting
     unjudged = shortened(variants, args.duration)
+    preflight(args.topology)  # a topology that cannot run says so before any note on checks
     if unjudged and not quiet:
         err.print(f"{lab.name}: checks {unjudged}", highlight=False, markup=False)
     live = LiveProgress(lab)

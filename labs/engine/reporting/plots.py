@@ -5,15 +5,19 @@ variants are overlaid in one panel (one number compared across variants, e.g.
 p99); otherwise each variant gets its own panel (rows of MAX_COLUMNS) on a shared
 y axis, so equal heights mean equal values. Fault windows (`VariantResult.events`)
 are shaded in every panel. Drawing uses matplotlib's Figure directly, never
-pyplot: no display, no global state, nothing to close.
+pyplot: no display, nothing to close. A report draws its plots two at a time, in
+forked processes (`render_all`).
 """
 
 from __future__ import annotations
 
 import io
 import math
+import multiprocessing
+import os
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -92,19 +96,48 @@ def default_plots(results: Mapping[str, VariantResult]) -> list[tuple[Plot, Layo
     return plots
 
 
-def render_all(lab: Lab, results: Mapping[str, VariantResult]) -> list[RenderedPlot]:
+RENDER_PROCESSES = 2
+"""Drawing is CPU-bound matplotlib work, one plot independent of the next: the report
+draws this many at once, in forked processes (it runs after the load, so the cores
+are free)."""
+_work: tuple[list[tuple[Plot, Layout]], Mapping[str, VariantResult]] | None = None
+"""What a forked drawing process draws from (inherited through fork, never pickled:
+a lab's series are arbitrary callables)."""
+
+
+def render_all(
+    lab: Lab, results: Mapping[str, VariantResult], processes: int = RENDER_PROCESSES
+) -> list[RenderedPlot]:
     """The default plots, then the lab's own; a plot that fails is reported, not fatal."""
-    rendered = []
-    lab_plots: list[tuple[Plot, Layout]] = [(plot, "auto") for plot in lab.plots]
-    for index, (plot, layout) in enumerate([*default_plots(results), *lab_plots], start=1):
-        filename = f"{index:02d}-{_slug(plot.title)}.png"
-        try:
-            png = render(plot, results, layout)
-        except Exception as exc:  # a lab's series callable is arbitrary code
-            rendered.append(RenderedPlot(plot.title, filename, b"", f"{type(exc).__name__}: {exc}"))
-            continue
-        rendered.append(RenderedPlot(plot.title, filename, png))
-    return rendered
+    jobs = [*default_plots(results), *((plot, "auto") for plot in lab.plots)]
+    workers = min(processes, len(jobs), os.cpu_count() or 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_render_one(jobs, results, index) for index in range(len(jobs))]
+    with ProcessPoolExecutor(
+        workers, multiprocessing.get_context("fork"), initializer=_adopt, initargs=(jobs, results)
+    ) as pool:
+        return list(pool.map(_render_adopted, range(len(jobs))))
+
+
+def _adopt(jobs: list[tuple[Plot, Layout]], results: Mapping[str, VariantResult]) -> None:
+    global _work
+    _work = (jobs, results)
+
+
+def _render_adopted(index: int) -> RenderedPlot:
+    assert _work is not None, "only a forked drawing process draws adopted plots"
+    return _render_one(*_work, index)
+
+
+def _render_one(
+    jobs: Sequence[tuple[Plot, Layout]], results: Mapping[str, VariantResult], index: int
+) -> RenderedPlot:
+    plot, layout = jobs[index]
+    filename = f"{index + 1:02d}-{_slug(plot.title)}.png"
+    try:
+        return RenderedPlot(plot.title, filename, render(plot, results, layout))
+    except Exception as exc:  # a lab's series callable is arbitrary code
+        return RenderedPlot(plot.title, filename, b"", f"{type(exc).__name__}: {exc}")
 
 
 def render(plot: Plot, results: Mapping[str, VariantResult], layout: Layout = "auto") -> bytes:

@@ -253,3 +253,20 @@ def test_the_line_after_a_variant_splits_client_retries(capsys):
     assert "layers: 10 user requests + 3 client retries (status of all 13 attempts:" in line
     LiveProgress.done(live, summarize("no-retry", first))  # type: ignore[arg-type]
     assert "no-retry: 10 requests (200: 7, 503: 3)" in " ".join(capsys.readouterr().err.split())
+
+
+def test_plots_are_drawn_in_forked_processes_and_match_drawing_them_in_turn(tmp_path):
+    def where(_result):
+        raise RuntimeError(f"drawn in {os.getpid()}")
+
+    lab = sample_lab(tmp_path, plots=(attempts_plot(), Plot("Where", "pid", where)))
+    results = sample_results()
+    at_once = plots.render_all(lab, results)
+    in_turn = plots.render_all(lab, results, processes=1)
+    assert [(p.title, p.filename, p.png) for p in at_once][:-1] == [
+        (p.title, p.filename, p.png) for p in in_turn
+    ][:-1]
+    assert all(p.png.startswith(b"\x89PNG") for p in at_once[:-1])
+    assert in_turn[-1].error == f"RuntimeError: drawn in {os.getpid()}"
+    drawer = int(at_once[-1].error.rsplit(" ", 1)[1])
+    assert drawer != os.getpid() and at_once[-1].png == b""
