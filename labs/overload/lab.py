@@ -99,16 +99,19 @@ def throttles(variant: str) -> Check:
 
 
 def open_loop(variant: str) -> Check:
-    """The offered rate holds while the answers slow down: the load is open-loop."""
+    """The clients keep to their arrival schedule while the answers slow down: the load is
+    open-loop."""
 
     def evaluate(results: Results) -> tuple[bool, str]:
         n = _numbers(results, variant)
         return n.open_loop(RATE_TOLERANCE), (
             f"{variant}: {n.offered_rate_per_s:g} new requests/s sent from the trigger to the "
-            f"end vs a target of {n.target_rate_per_s:g}/s ({100 * n.offered_error:.1f} % off; "
-            f"send lag p99 {n.send_lag_p99_ms:g} ms) while the median request took "
-            f"{n.after.latency_p50_ms:,.0f} ms vs {n.before.latency_p50_ms:,.0f} ms before; "
-            f"expected within {100 * RATE_TOLERANCE:g} %"
+            f"end of the arrivals vs {n.scheduled_rate_per_s:g}/s scheduled "
+            f"({100 * n.offered_error:.1f} % off; send lag p99 {n.send_lag_p99_ms:g} ms; the "
+            f"seeded Poisson schedule for a target of {n.target_rate_per_s:g}/s) while the "
+            f"median request took {n.after.latency_p50_ms:,.0f} ms vs "
+            f"{n.before.latency_p50_ms:,.0f} ms before; expected within "
+            f"{100 * RATE_TOLERANCE:g} %"
         )
 
     return Check(

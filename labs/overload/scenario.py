@@ -79,7 +79,8 @@ throttle's 1 s window lags the change, so during the trigger alone the ratio is 
 (3.35 measured); over the longer window it was 1.5."""
 RATE_TOLERANCE = 0.1
 """The offered rate (first attempts really sent, during and after the trigger) is
-within 10 % of the target: the load did not slow down with the server."""
+within 10 % of the clients' own schedule in that window: the load did not slow down
+with the server."""
 LEAD_S = 4.0
 """Seconds of measured load every variant needs before the trigger."""
 MIN_BEFORE = 100

@@ -149,11 +149,26 @@ def test_the_gateway_s_limit_over_time_and_during_the_trigger(tmp_path):
     assert (n.limit.initial, n.limit.lowest, n.limit.rejected) == (20, 10, 40)
 
 
-def test_the_offered_rate_against_the_target(tmp_path):
-    n = derive(_run(tmp_path, recovers=False))
+def test_the_offered_rate_is_judged_against_the_clients_own_schedule(tmp_path):
+    context = _run(tmp_path, recovers=False)
+    n = derive(context)
+    # 10/s scheduled and sent, 2 ms late: on schedule, though the target says 50/s
+    assert n.target_rate_per_s == 50 and n.scheduled_rate_per_s == pytest.approx(RATE, rel=0.02)
     assert n.offered_rate_per_s == pytest.approx(RATE, rel=0.02)
-    assert n.offered_error == pytest.approx(0.8, abs=0.01)  # 10/s sent for a target of 50
-    assert n.open_loop(0.85) and not n.open_loop(0.1)
+    assert n.offered_error <= 0.01 and n.open_loop(0.1)
+    # the clients fall behind: every other request from the trigger on never leaves
+    path = tmp_path / LOGICAL_FILE
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    for index, row in enumerate(rows[2:]):
+        if float(row[0]) - ORIGIN >= TRIGGER[0] and index % 2:
+            row[1], row[5] = "0.000000", "dropped"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    behind = derive(context)
+    assert behind.scheduled_rate_per_s == n.scheduled_rate_per_s
+    assert behind.offered_error == pytest.approx(0.5, abs=0.02)
+    assert not behind.open_loop(0.1)
 
 
 def test_no_trigger_means_nothing_can_be_judged(tmp_path):
