@@ -87,23 +87,28 @@ class LocalTopology:
             urls[name] = [part.url]
             part_urls[name] = part.url
         named = self._named_backend()
-        for spec in self.variant.services:
-            started = []
+        replicas_at: list[tuple[ServiceSpec, int, str, int]] = []
+        for spec in self.variant.services:  # every URL is known before any service starts
             for replica in range(spec.replicas):
-                port = next(ports)
-                argv = service_argv(spec, port, replica, urls)
                 host = HOST
                 if named and spec.name == named:
                     host = self.addresses[spec.replica_name(replica)] = dns.BACKEND_ADDRESSES[0]
-                    argv += ["--host", host]
-                child = self.group.start(
-                    f"{spec.name}-{replica + 1}", argv, cwd=REPO_ROOT, log_dir=self.log_dir
-                )
-                self.children.append(child)
-                started.append((child, f"http://{host}:{port}"))
-                self.launches[child.name] = (argv, f"http://{host}:{port}")
-            await asyncio.gather(*(wait_healthy(c, f"{u}/readyz") for c, u in started))
-            urls[spec.name] = [u for _, u in started]
+                replicas_at.append((spec, replica, host, next(ports)))
+                urls.setdefault(spec.name, []).append(f"http://{host}:{replicas_at[-1][3]}")
+        started = []
+        for spec, replica, host, port in replicas_at:
+            argv = service_argv(spec, port, replica, urls)
+            if host != HOST:
+                argv += ["--host", host]
+            child = self.group.start(
+                f"{spec.name}-{replica + 1}", argv, cwd=REPO_ROOT, log_dir=self.log_dir
+            )
+            self.children.append(child)
+            started.append((child, f"http://{host}:{port}"))
+            self.launches[child.name] = (argv, f"http://{host}:{port}")
+        # all at once: a dependency's URL is all a dependent needs at start (no service
+        # calls another before the load), and their Python start-ups share both cores
+        await asyncio.gather(*(wait_healthy(c, f"{u}/readyz") for c, u in started))
         services = {name: u for name, u in urls.items() if name not in part_urls}
         backend = self.variant.nginx.backend
         if backend not in services:
