@@ -541,7 +541,8 @@ def render(rows: list[Row]) -> str:
 
 PHASE_MEANINGS = {
     "start": "starting a variant's topology until every part answers its health check "
-    "(a Python process per service replica; a parallel lab starts all its variants at once)",
+    "(a Python process per service replica, all at once; a parallel lab starts all its "
+    "variants at once)",
     "spinup": "Locust's start (importing Locust and gevent) to its first request",
     "load": "first request to last answer (a stream is recorded when its headers arrive, "
     "so a streaming lab's load looks short and its exit long)",
@@ -550,8 +551,8 @@ PHASE_MEANINGS = {
     "may end the run sooner (an open-loop schedule that is over, a rolling restart that is "
     "done); summed over variants run in turn, the longest of variants run at once",
     "collect, stop, measure": "the services' counters, stopping the topology, reading the records",
-    "report": "judging the checks and writing results.json, report.md, the PNG plots and "
-    "report.html",
+    "report": "judging the checks and writing results.json, report.md, the PNG plots (drawn "
+    "two at a time) and report.html",
     "between runs": "the `lab check` process itself: start-up, sweeping, between labs",
 }
 
