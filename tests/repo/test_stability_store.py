@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from bench import stability
+from bench.run import process_cpu_s
 from labs.engine.reporting import stability_store
 from labs.engine.runtime.processes import pid_alive
 
@@ -130,8 +130,7 @@ def test_busy_mode_spins_one_core_at_the_labs_priority_and_stops():
     with stability.busy_core(True) as pid:
         time.sleep(0.5)
         assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0)
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu_s = process_cpu_s(pid)
         assert cpu_s >= 0.2, f"spun {cpu_s:.2f} s of CPU in 0.5 s"
     assert not pid_alive(pid)
     with stability.busy_core(False) as nothing:

@@ -93,8 +93,9 @@ class LocalTopology:
                 host = HOST
                 if named and spec.name == named:
                     host = self.addresses[spec.replica_name(replica)] = dns.BACKEND_ADDRESSES[0]
-                replicas_at.append((spec, replica, host, next(ports)))
-                urls.setdefault(spec.name, []).append(f"http://{host}:{replicas_at[-1][3]}")
+                port = next(ports)
+                replicas_at.append((spec, replica, host, port))
+                urls.setdefault(spec.name, []).append(f"http://{host}:{port}")
         started = []
         for spec, replica, host, port in replicas_at:
             argv = service_argv(spec, port, replica, urls)
