@@ -91,8 +91,9 @@ def zero_errors(variant: str) -> Check:
         return n.rolled_out_clean(r.requests), (
             f"{variant}: {describe_failures(r)}; {_posts(n)}, {n.duplicates:g} duplicated; "
             f"{n.upstream_resets:g} upstream resets in nginx's error log; {_restarts(n)} "
-            f"(longest drain {n.drain_max_s} s, {n.drain_connections_left:g} connections cut "
-            f"at the deadline); expected 0 failed, 0 lost, 0 duplicated, 0 resets over >= "
+            f"(longest drain {n.drain_max_s} s, {n.drain_backlog_accepted:g} connections accepted "
+            f"from the backlog as a listener closed, {n.drain_connections_left:g} cut at the "
+            f"deadline); expected 0 failed, 0 lost, 0 duplicated, 0 resets over >= "
             f"{MIN_REQUESTS:,} requests and {PLANNED} restarts of all {REPLICAS} replicas"
         )
 
@@ -129,6 +130,7 @@ LAB = Lab(
         "upstream_retried",
         "extra.restarts",
         "extra.drain_max_s",
+        "extra.drain_backlog_accepted",
     ),
     parallel_variants=True,
     derive=derive,

@@ -24,8 +24,9 @@ from labs.graceful_shutdown.scenario import MIN_REQUESTS, REPLICAS, ROUNDS
 
 POST_NAME = "/orders"
 DRAIN_LINE = re.compile(
-    r"drained in (?P<s>[\d.]+) s: (?P<conns>\d+) connections at SIGTERM, (?P<closing>\d+) "
-    r"responses with Connection: close, (?P<left>\d+) left at the deadline"
+    r"drained in (?P<s>[\d.]+) s: (?P<conns>\d+) connections at SIGTERM, (?P<backlog>\d+) "
+    r"accepted from the backlog, (?P<closing>\d+) responses with Connection: close, "
+    r"(?P<left>\d+) left at the deadline"
 )
 """The line services.common.shutdown.DrainReport prints when a drain ends."""
 
@@ -36,6 +37,7 @@ class Drain:
 
     duration_s: float
     connections: int
+    backlog: int
     closing_responses: int
     left: int
 
@@ -65,6 +67,8 @@ class GracefulNumbers:
     """When the last restart began (the engine applies it then)."""
     drains: int
     drain_max_s: float
+    drain_backlog_accepted: int
+    """Connections accepted from the backlog as the listener closed (reset otherwise)."""
     drain_closing_responses: int
     drain_connections_left: int
 
@@ -98,8 +102,8 @@ def read_drains(log_dir: Path) -> list[Drain]:
     drains = []
     for log in sorted(log_dir.glob("api-*.log")):
         for match in DRAIN_LINE.finditer(log.read_text(errors="replace")):
-            seconds, conns = float(match["s"]), int(match["conns"])
-            drains.append(Drain(seconds, conns, int(match["closing"]), int(match["left"])))
+            counts = (int(match[key]) for key in ("conns", "backlog", "closing", "left"))
+            drains.append(Drain(float(match["s"]), *counts))
     return drains
 
 
@@ -126,6 +130,7 @@ def derive(ctx: DeriveContext) -> GracefulNumbers:
         last_start_s=max((e.t_s for e in starts), default=0.0),
         drains=len(drains),
         drain_max_s=round(max((d.duration_s for d in drains), default=0.0), 2),
+        drain_backlog_accepted=sum(d.backlog for d in drains),
         drain_closing_responses=sum(d.closing_responses for d in drains),
         drain_connections_left=sum(d.left for d in drains),
     )

@@ -9,7 +9,8 @@
   closes its sockets, in-flight requests included.
 - `drain`: readiness goes false (/readyz 503), the listener closes (a proxy's new
   connection is refused, which nginx passes to the next server even for a POST,
-  because nothing was sent), and existing connections keep being served, each
+  because nothing was sent; the connections the kernel had already completed are
+  accepted first, see `accept_pending`), and existing connections keep being served, each
   response with `Connection: close`, so the proxy never reuses a connection the
   service is about to close. The service waits until every connection is gone:
   answered ones close after their response; idle ones are closed by the proxy
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +78,9 @@ def draining(app: web.Application) -> bool:
 class DrainReport:
     duration_s: float
     connections_at_start: int
+    accepted_at_close: int
+    """Connections the kernel had completed but the service not yet accepted when the
+    listener closed: accepted and served, where closing would have reset them."""
     closing_responses: int
     connections_left: int
     """Connections still open at the deadline, closed by the service (0 = race-free)."""
@@ -83,25 +88,56 @@ class DrainReport:
     def line(self, name: str) -> str:
         return (
             f"{name} drained in {self.duration_s:.2f} s: {self.connections_at_start} "
-            f"connections at SIGTERM, {self.closing_responses} responses with "
+            f"connections at SIGTERM, {self.accepted_at_close} accepted from the backlog, "
+            f"{self.closing_responses} responses with "
             f"Connection: close, {self.connections_left} left at the deadline"
         )
 
 
-async def drain(runner: web.BaseRunner, lifecycle: Lifecycle, timeout_s: float) -> DrainReport:
-    """Stop taking new connections and wait (at most `timeout_s`) until the open ones
-    have closed; `runner.cleanup()` afterwards closes what is left."""
+def listen(host: str, port: int) -> socket.socket:
+    """The service's own listening socket (asyncio's defaults: SO_REUSEADDR, backlog
+    100), so that `drain` can empty its accept queue before closing it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=100)
+
+
+def accept_pending(listener: socket.socket) -> list[socket.socket]:
+    """Every connection the kernel has completed on `listener` that nobody accepted
+    yet. Closing a listener resets those, and a proxy may already have written a
+    request into one (nginx passes a reset POST on to nobody: a 502). Call it right
+    before the close, with no await between: what completes in between is still reset,
+    a window of microseconds instead of an event-loop turn."""
+    pending = []
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return pending
+        connection.setblocking(False)
+        pending.append(connection)
+
+
+async def drain(
+    runner: web.BaseRunner, lifecycle: Lifecycle, listener: socket.socket, timeout_s: float
+) -> DrainReport:
+    """Stop taking new connections on `listener` and wait (at most `timeout_s`) until the
+    open ones have closed; `runner.cleanup()` afterwards closes what is left."""
     started = time.monotonic()
     server = runner.server
     at_start = len(server.connections) if server else 0
     lifecycle.draining = True
+    backlog = accept_pending(listener)
     for site in list(runner.sites):
-        await site.stop()
+        await site.stop()  # closes the listener at once: BaseSite.stop never suspends
+    loop = asyncio.get_running_loop()
+    for connection in backlog:
+        await loop.connect_accepted_socket(server, connection)
     while server and server.connections and time.monotonic() - started < timeout_s:
         await asyncio.sleep(DRAIN_POLL_S)
     return DrainReport(
         duration_s=time.monotonic() - started,
         connections_at_start=at_start,
+        accepted_at_close=len(backlog),
         closing_responses=lifecycle.closing_responses,
         connections_left=len(server.connections) if server else 0,
     )
@@ -121,14 +157,15 @@ async def serve_draining(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, args.host, args.port).start()
+        listener = listen(args.host, args.port)
+        await web.SockSite(runner, listener).start()
         announce()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        report = await drain(runner, lifecycle, args.shutdown_timeout)
+        report = await drain(runner, lifecycle, listener, args.shutdown_timeout)
         print(report.line(args.replica_id), flush=True)
     finally:
         await runner.cleanup()

@@ -34,7 +34,8 @@ CLEAN = GracefulNumbers(
     failed=0, failed_by_status={}, posts=3500, failed_posts=0, failed_gets=0,
     finished_intents=3500, orders_stored=3500, lost_posts=0, duplicates=0, mismatches=0,
     upstream_resets=0, restarts=6, replicas_restarted=3, last_start_s=25.0, drains=6,
-    drain_max_s=0.31, drain_closing_responses=40, drain_connections_left=0,
+    drain_max_s=0.31, drain_backlog_accepted=0, drain_closing_responses=40,
+    drain_connections_left=0,
 )  # fmt: skip
 
 

@@ -44,10 +44,10 @@ def run_folder(tmp_path: Path) -> Path:
     (tmp_path / "orders.json").write_text(json.dumps({"orders": ORDERS, "more": False}))
     (tmp_path / "logs").mkdir()
     for name, report in (
-        ("api-1", DrainReport(duration_s=0.314, connections_at_start=16, closing_responses=12,
-                              connections_left=1)),
-        ("api-2", DrainReport(duration_s=2.5, connections_at_start=9, closing_responses=7,
-                              connections_left=0)),
+        ("api-1", DrainReport(duration_s=0.314, connections_at_start=16, accepted_at_close=1,
+                              closing_responses=12, connections_left=1)),
+        ("api-2", DrainReport(duration_s=2.5, connections_at_start=9, accepted_at_close=0,
+                              closing_responses=7, connections_left=0)),
     ):  # fmt: skip
         (tmp_path / "logs" / f"{name}.log").write_text(
             f"api {name} listening on http://127.0.0.1:1\n{report.line(name)}\n"
@@ -102,6 +102,7 @@ def test_numbers_are_todays_extra_field_by_field(tmp_path: Path):
         ("last_start_s", 14.3),
         ("drains", 2),
         ("drain_max_s", 2.5),
+        ("drain_backlog_accepted", 1),
         ("drain_closing_responses", 19),
         ("drain_connections_left", 1),
     ]
@@ -120,7 +121,7 @@ def test_a_run_with_nothing_collected_reads_as_zero(tmp_path: Path):
 def test_drain_lines_the_service_prints_are_read_back(tmp_path: Path):
     logs = run_folder(tmp_path) / "logs"
     (logs / "api-3.log").write_text("api api-3 listening on http://127.0.0.1:3\n")
-    assert read_drains(logs) == [Drain(0.31, 16, 12, 1), Drain(2.5, 9, 7, 0)]
+    assert read_drains(logs) == [Drain(0.31, 16, 1, 12, 1), Drain(2.5, 9, 0, 7, 0)]
 
 
 def test_restarts_count_only_starts_each_replica_once_among_the_restarted(tmp_path: Path):
@@ -150,7 +151,8 @@ def test_failures_are_described_like_a_grader():
         failed=23, failed_by_status={"502": 19, "0": 4}, posts=19, failed_posts=19,
         failed_gets=4, finished_intents=19, orders_stored=0, lost_posts=19, duplicates=0,
         mismatches=0, upstream_resets=0, restarts=6, replicas_restarted=3, last_start_s=25.0,
-        drains=0, drain_max_s=0.0, drain_closing_responses=0, drain_connections_left=0,
+        drains=0, drain_max_s=0.0, drain_backlog_accepted=0, drain_closing_responses=0,
+        drain_connections_left=0,
     ))  # fmt: skip
     assert describe_failures(result) == "23 of 1,840 requests failed (1.2 %: 19 x 502, 4 x 0)"
 
