@@ -45,6 +45,9 @@ def test_run_live_serves_the_dashboard_with_client_rates(lab_env: dict, tmp_path
             break
         seen += line
     assert found, f"no dashboard URL on stderr: {seen[-500:]}"
+    assert "keepalive-502: checks not judged: the load was shortened to 8 s" in seen, (
+        "the note on the shortened load comes once the run can start, before its dashboard"
+    )
     url = found[1]
     rates: list[dict] = []
     while time.monotonic() < deadline and run.poll() is None:

@@ -66,6 +66,9 @@ class RunOptions:
     with (variant, URL) once it is up."""
     locust_workers: int = 0
     """`--locust-workers N`: Locust as a master and N worker processes (0: one process)."""
+    ready: Callable[[], None] | None = None
+    """Called once the topology's prerequisites are there, before anything starts: a
+    note printed here never precedes a "nginx not found"."""
 
 
 @dataclass
@@ -130,6 +133,8 @@ def run_lab(lab: Lab, options: RunOptions) -> RunOutcome:
             replace(v, load=replace(v.load, duration_s=options.duration_s)) for v in variants
         ]
     preflight(options.topology)
+    if options.ready:
+        options.ready()
     sweep_stale_runs()
     run_id = new_run_id(lab.name)
     results_dir = report.create_results_dir(options.results_root, lab.name)

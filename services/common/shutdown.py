@@ -10,7 +10,7 @@
 - `drain`: readiness goes false (/readyz 503), the listener closes (a proxy's new
   connection is refused, which nginx passes to the next server even for a POST,
   because nothing was sent; the connections the kernel had already completed are
-  accepted first, see `accept_pending`), and existing connections keep being served, each
+  accepted first, see `Listener`), and existing connections keep being served, each
   response with `Connection: close`, so the proxy never reuses a connection the
   service is about to close. The service waits until every connection is gone:
   answered ones close after their response; idle ones are closed by the proxy
@@ -94,50 +94,85 @@ class DrainReport:
         )
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The service's own listening socket (asyncio's defaults: SO_REUSEADDR, backlog
-    100), so that `drain` can empty its accept queue before closing it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=100)
-
-
-def accept_pending(listener: socket.socket) -> list[socket.socket]:
-    """Every connection the kernel has completed on `listener` that nobody accepted
-    yet. Closing a listener resets those, and a proxy may already have written a
-    request into one (nginx passes a reset POST on to nobody: a 502). Call it right
-    before the close, with no await between: what completes in between is still reset,
-    a window of microseconds instead of an event-loop turn."""
+def accept_pending(sock: socket.socket) -> list[socket.socket]:
+    """Every connection the kernel has completed on the listening `sock` that nobody
+    accepted yet (`sock` is non-blocking)."""
     pending = []
     while True:
         try:
-            connection, _ = listener.accept()
+            connection, _ = sock.accept()
         except (BlockingIOError, InterruptedError):
             return pending
         connection.setblocking(False)
         pending.append(connection)
 
 
+class Listener:
+    """The draining service's listening socket, accepted here rather than by an asyncio
+    Server, so that closing it loses no connection the kernel has completed:
+
+    - closing a listener resets every connection in its accept queue, and a proxy may
+      already have written a request into one (nginx passes a reset POST on to nobody:
+      a 502). `close()` accepts them first, with no await before the socket closes: what
+      completes in those microseconds is still reset.
+    - an asyncio Server hands each accepted socket to its protocol one loop turn later,
+      and a `Server.close()` in between drops it silently (CPython gh-109564: the
+      transport's `Server._attach` asserts, the error is swallowed, and the socket is
+      reset only when the process exits). Here `close()` waits for every hand-off."""
+
+    def __init__(self, host: str, port: int, server: web.Server) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.create_server((host, port), family=family, backlog=100)
+        self._sock.setblocking(False)
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self._handoffs: set[asyncio.Task[object]] = set()
+        self._loop.add_reader(self._sock.fileno(), self.accept)
+
+    def accept(self) -> int:
+        """Take every connection the kernel has completed and hand each to the server
+        (the socket's reader callback); returns how many."""
+        pending = accept_pending(self._sock)
+        for connection in pending:
+            handoff = self._loop.create_task(
+                self._loop.connect_accepted_socket(self._server, connection)
+            )
+            self._handoffs.add(handoff)
+            handoff.add_done_callback(self._handed_off)
+        return len(pending)
+
+    def _handed_off(self, handoff: asyncio.Task[object]) -> None:
+        self._handoffs.discard(handoff)
+        if not handoff.cancelled():
+            handoff.exception()  # the client left before its hand-off: nothing to serve
+
+    async def close(self) -> int:
+        """Stop listening (new connections are refused from here on) and wait until
+        every accepted connection is the server's; returns how many were still in the
+        accept queue."""
+        self._loop.remove_reader(self._sock.fileno())
+        queued = self.accept()
+        self._sock.close()
+        await asyncio.gather(*self._handoffs, return_exceptions=True)
+        return queued
+
+
 async def drain(
-    runner: web.BaseRunner, lifecycle: Lifecycle, listener: socket.socket, timeout_s: float
+    runner: web.BaseRunner, lifecycle: Lifecycle, listener: Listener, timeout_s: float
 ) -> DrainReport:
-    """Stop taking new connections on `listener` and wait (at most `timeout_s`) until the
-    open ones have closed; `runner.cleanup()` afterwards closes what is left."""
+    """Stop taking new connections and wait (at most `timeout_s`) until the open ones
+    have closed; `runner.cleanup()` afterwards closes what is left."""
     started = time.monotonic()
     server = runner.server
     at_start = len(server.connections) if server else 0
     lifecycle.draining = True
-    backlog = accept_pending(listener)
-    for site in list(runner.sites):
-        await site.stop()  # closes the listener at once: BaseSite.stop never suspends
-    loop = asyncio.get_running_loop()
-    for connection in backlog:
-        await loop.connect_accepted_socket(server, connection)
+    queued = await listener.close()
     while server and server.connections and time.monotonic() - started < timeout_s:
         await asyncio.sleep(DRAIN_POLL_S)
     return DrainReport(
         duration_s=time.monotonic() - started,
         connections_at_start=at_start,
-        accepted_at_close=len(backlog),
+        accepted_at_close=queued,
         closing_responses=lifecycle.closing_responses,
         connections_left=len(server.connections) if server else 0,
     )
@@ -156,9 +191,9 @@ async def serve_draining(
         access_log=None,
     )
     await runner.setup()
+    assert runner.server is not None
     try:
-        listener = listen(args.host, args.port)
-        await web.SockSite(runner, listener).start()
+        listener = Listener(args.host, args.port, runner.server)
         announce()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -13,7 +13,6 @@ from labs.engine.model.catalog import all_labs, get_lab
 from labs.engine.model.spec import Lab
 from labs.engine.reporting import junit, stability, terminal
 from labs.engine.runner import RunOptions, RunOutcome, run_lab, select_variants, shortened
-from labs.engine.topology.base import preflight
 
 DEMO_LAB = "keepalive-502"
 DEMO_WHY = (
@@ -25,9 +24,10 @@ DEMO_WHY = (
 def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -> RunOutcome:
     variants = select_variants(lab, args.variant or ())  # unknown variant: fail before starting
     unjudged = shortened(variants, args.duration)
-    preflight(args.topology)  # a topology that cannot run says so before any note on checks
-    if unjudged and not quiet:
+
+    def note_unjudged() -> None:
         err.print(f"{lab.name}: checks {unjudged}", highlight=False, markup=False)
+
     live = LiveProgress(lab)
     options = RunOptions(
         variants=args.variant or (),
@@ -38,6 +38,7 @@ def run_with_progress(lab: Lab, args: argparse.Namespace, quiet: bool = False) -
         progress=None if quiet else live.update,
         variant_done=None if quiet else live.done,
         live=_say_dashboard(lab) if getattr(args, "live", False) else None,
+        ready=note_unjudged if unjudged and not quiet else None,
     )
     with live:
         return run_lab(lab, options)
