@@ -173,7 +173,8 @@ def render(repeat: int) -> tuple[list[str], bool]:
         "commit it was measured at.",
         "",
         *[
-            f"- **{mode}**: {title}: {len(documents[mode])} of {len(labs)} labs"
+            f"- **{mode}**: {title}: {len(documents[mode])} of {len(labs)} labs measured, "
+            f"{len(documents[mode]) - len(stale[mode])} at their current source"
             for mode, title in MODES.items()
         ],
         "",

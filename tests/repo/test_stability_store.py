@@ -47,7 +47,10 @@ def test_stored_runs_round_trip_and_render_with_their_commit(store):
         "compose 10 runs at abc1234, 2026-12-06 15:00, 10 min"
     ) in lines
     assert "| retries | not measured yet | not measured yet | not measured yet |" in lines
-    assert "- **quiet**: Quiet machine (local topology): 1 of 13 labs" in lines
+    assert (
+        "- **quiet**: Quiet machine (local topology): 1 of 13 labs measured, 1 at their "
+        "current source"
+    ) in lines
     assert not complete  # the other labs and modes are missing
 
 
@@ -63,6 +66,10 @@ def test_a_lab_whose_source_changed_is_marked_stale_and_not_complete(store):
     stale = "busy 10 runs at older, 2026-12-06 15:00, 10 min (STALE: 1 file(s) changed since"
     assert any(line.startswith(f"- {labs[0]}: ") and stale in line for line in lines), lines
     assert f"| {labs[0]} / a | 10/10: 1 / 2 / 3 | 10/10: 1 / 2 / 3 (stale) | " in "\n".join(lines)
+    assert (
+        "- **busy**: One core kept busy by a spinner at normal priority (local topology): "
+        f"{len(labs)} of {len(labs)} labs measured, {len(labs) - 1} at their current source"
+    ) in lines
     stored("busy", labs[0], passed=9).save()
     lines, complete = stability.render(10)
     assert not complete and f"| {labs[0]} / a | 10/10: 1 / 2 / 3 | **9/10**: 1 / 2 / 3 |" in (
