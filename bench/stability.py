@@ -186,6 +186,21 @@ def render(repeat: int) -> tuple[list[str], bool]:
     return [*lines, ""], complete
 
 
+def expected(mode: str, lab: str, repeat: int) -> str:
+    """How long the lab's last record in this mode (else in any mode) says `repeat` runs
+    take, e.g. ", ~12 min (10 runs took 11.8 min at aea847f)"; "" when none is stored."""
+    records = [Stored.load(m, lab) for m in (mode, *(m for m in MODES if m != mode))]
+    record = next((r for r in records if r is not None), None)
+    if record is None:
+        return ""
+    minutes = record.seconds / 60
+    where = "" if record.mode == mode else f" {record.mode}"
+    return (
+        f", ~{minutes * repeat / record.repeat:.0f} min ({record.repeat} runs took "
+        f"{minutes:.1f} min{where} at {record.commit})"
+    )
+
+
 def measure_missing(modes: Sequence[str], labs: Sequence[str], repeat: int, again: bool) -> None:
     """Measure and store each lab in each mode, unless it is stored with `repeat` runs
     at its current source (and not `again`)."""
@@ -198,7 +213,8 @@ def measure_missing(modes: Sequence[str], labs: Sequence[str], repeat: int, agai
                 continue
             if dirty := uncommitted(lab):
                 raise LabError(f"{lab}: commit first, its source has changes: {dirty[0]}")
-            print(f"stability: {mode} {lab}: {repeat} runs ...", flush=True)
+            estimate = expected(mode, lab, repeat)
+            print(f"stability: {mode} {lab}: {repeat} runs{estimate} ...", flush=True)
             result = measure(mode, lab, repeat)
             result.save()
             verdict = "all passed" if result.document["passed"] else "NOT all passed"

@@ -95,6 +95,18 @@ def test_a_stored_lab_is_skipped_and_a_missing_one_is_measured(store, monkeypatc
     assert "| retries / a | 10/10: 1 / 2 / 3 | - | - |" in out.read_text()
 
 
+def test_a_measurement_says_how_long_the_last_record_took(store):
+    assert stability.expected("compose", "keepalive-502", 10) == ""
+    stored("quiet", "keepalive-502").save()  # 10 runs, 600 s
+    assert stability.expected("compose", "keepalive-502", 5) == (
+        ", ~5 min (10 runs took 10.0 min quiet at abc1234)"
+    )
+    stored("compose", "keepalive-502", commit="def5678").save()
+    assert stability.expected("compose", "keepalive-502", 10) == (
+        ", ~10 min (10 runs took 10.0 min at def5678)"
+    )
+
+
 @pytest.mark.parametrize("argv", [["--labs", "nope"], ["--repeat", "0"], ["--modes", "loud"]])
 def test_bad_input_is_a_usage_error(argv, store, capsys):
     with pytest.raises(SystemExit) as exit_:
