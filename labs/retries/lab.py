@@ -75,15 +75,17 @@ def jitter_keeps_requests(better: str, worse: str, share: float) -> Check:
 
 def layers_multiply(variant: str, low: float, high: float) -> Check:
     """low <= the api attempts per user request that failed during the outage <= high,
-    counted by the api itself (`attempts_while_alone`: at least that many reached it)."""
+    counted by the api itself (`attempts_while_alone`: the rounds of failed requests it saw
+    alone, start to end)."""
 
     def evaluate(results: Results) -> tuple[bool, str]:
         n = _numbers(results[variant])
         a = n.attempts_per_failed_request
         return low <= a <= high, (
             f"api attempts per user request that failed during the outage, counted by the api "
-            f"in the {n.alone_at_api_s:g} s in which only those {n.failed_requests_in_outage:g} "
-            f"requests were in flight there (so at least this many; -1: never alone): "
+            f"in the {n.alone_at_api_s:g} s in which {n.alone_requests:g} of the "
+            f"{n.failed_requests_in_outage:g} were in flight there, from start to end, and "
+            f"nothing else was (-1: never alone): "
             f"{variant} {a:g}, expected {low:g} .. {high:g} ({CLIENT_ATTEMPTS} client x "
             f"{LAYER_GATEWAY_ATTEMPTS} gateway attempts = {LAYERS_PRODUCT}; "
             f"{low / LAYERS_PRODUCT:g} x = {low:g})"

@@ -52,6 +52,7 @@ class OutageNumbers:
 
     attempts_per_failed_request: float = 0.0
     alone_at_api_s: float = 0.0
+    alone_requests: int = 0
     failed_requests_in_outage: int = 0
     failed_after_outage: int = 0
     outage_api_attempts: int = 0
@@ -88,6 +89,7 @@ class RetriesNumbers:
     """api attempts per user request that failed during the outage, counted by the api
     where only those requests were in flight (`attempts_while_alone`; -1: never alone)."""
     alone_at_api_s: float
+    alone_requests: int
     failed_requests_in_outage: int
     failed_after_outage: int
     """User requests that failed though they ended after the api was back."""
@@ -193,44 +195,60 @@ def per_bucket(times: Sequence[float], width_s: float = BUCKET_S) -> tuple[int, 
     return tuple(counts)
 
 
+@dataclass(frozen=True)
+class AloneCount:
+    """What some failed user requests cost each, counted by the api (`attempts_while_alone`)."""
+
+    per_request: float
+    """api attempts per request (-1: they were never alone at the api; 0: nothing failed)."""
+    seconds: float
+    """The 100 ms buckets the count comes from, in seconds."""
+    requests: int
+    """The failed requests it counts: those in flight only in those buckets."""
+
+
 def attempts_while_alone(
     failed: Sequence[Logical],
     others: Sequence[Logical],
     xs: Sequence[float],
     counts: Sequence[int],
     width_s: float = BUCKET_S,
-) -> tuple[float, float]:
-    """The api's own count of the attempts `failed` user requests cost, per request, and the
-    seconds it comes from.
+) -> AloneCount:
+    """The api's own count of the attempts `failed` user requests cost, per request.
 
     The api counts arrivals per 100 ms, not per request, and every api attempt a user request
     causes arrives while that request is in flight (between its start and its end in
     logical.csv, both on the client's clock). So in a bucket in which only `failed` requests
-    were in flight, every arrival is one of theirs. Summing those buckets and dividing by
-    len(failed) gives a lower bound on their mean cost (their attempts in buckets shared with
-    `others` are left out), which is exact in the middle of an outage where nothing else is
-    in flight: at least this many attempts per failed request reached the api. (It assumes
-    every request in flight in those buckets is in logical.csv: true except for requests
-    Locust's stop cuts off, which only a call lasting into the run's last second can be.)
-    Returns (-1, 0) when no bucket had them alone, (0, 0) when nothing failed."""
+    were in flight, every arrival is one of theirs. Of those buckets, keep the ones whose
+    failed requests were in flight in kept buckets only: drop every request that crosses out
+    of them, with its buckets, until none does. The kept buckets then hold every attempt of
+    exactly the requests in them, so their sum over the number of those requests is what each
+    cost, counted by the api. The failed requests come in rounds (their users failed together
+    and think together), so what is kept is whole rounds; a round that shares a bucket with
+    a user who was served (the first and last of an outage, often) is left out whole rather
+    than counted in part. (It assumes every request in flight in those buckets is in
+    logical.csv: true except for requests Locust's stop cuts off, which only a call lasting
+    into the run's last second can be.)"""
     if not failed:
-        return 0.0, 0.0
-    if not counts:
-        return -1.0, 0.0
-    x0 = xs[0]
+        return AloneCount(0.0, 0.0, 0)
+    x0 = xs[0] if xs else 0.0
 
-    def buckets(users: Sequence[Logical]) -> set[int]:
-        spans: set[int] = set()
-        for u in users:
-            first = math.floor((u.start_s - SPAN_SLACK_S - x0) / width_s)
-            last = math.floor((u.end_s + SPAN_SLACK_S - x0) / width_s)
-            spans.update(range(first, last + 1))
-        return spans
+    def span(u: Logical) -> set[int]:
+        first = math.floor((u.start_s - SPAN_SLACK_S - x0) / width_s)
+        last = math.floor((u.end_s + SPAN_SLACK_S - x0) / width_s)
+        return set(range(first, last + 1))
 
-    alone = [i for i in buckets(failed) - buckets(others) if 0 <= i < len(counts)]
-    if not alone:
-        return -1.0, 0.0
-    return round(sum(counts[i] for i in alone) / len(failed), 2), round(len(alone) * width_s, 1)
+    spans = [span(u) for u in failed]
+    kept = set().union(*spans) - set().union(*map(span, others))
+    kept &= set(range(len(counts)))
+    while crossing := [s for s in spans if s & kept and not s <= kept]:
+        kept -= set().union(*crossing)
+    inside = sum(s <= kept for s in spans)
+    if not inside:
+        return AloneCount(-1.0, 0.0, 0)
+    return AloneCount(
+        round(sum(counts[i] for i in kept) / inside, 2), round(len(kept) * width_s, 1), inside
+    )
 
 
 def final_window(users: Sequence[Logical], duration_s: float) -> FinalWindow:
@@ -272,11 +290,12 @@ def outage_numbers(
         met_outage = u.start_s < window.end_s and u.end_s > window.start_s
         (failed if met_outage and not is_success(u.status) else others).append(u)
     # Counted at the api, not from the gateway's X-Attempts header: what reached it.
-    per_failed, alone_s = attempts_while_alone(failed, others, xs, counts)
+    alone = attempts_while_alone(failed, others, xs, counts)
     outage_attempts = sum(counts[i] for i in inside)
     return OutageNumbers(
-        attempts_per_failed_request=per_failed,
-        alone_at_api_s=alone_s,
+        attempts_per_failed_request=alone.per_request,
+        alone_at_api_s=alone.seconds,
+        alone_requests=alone.requests,
         failed_requests_in_outage=len(failed),
         # The api was back, and these still failed: the cost of coming back together.
         failed_after_outage=sum(not is_success(u.status) for u in users if u.end_s > window.end_s),
@@ -324,6 +343,7 @@ def derive(ctx: DeriveContext) -> RetriesNumbers:
         client_requests_100ms=per_bucket([r.start_s - result.origin_s for r in logical]),
         attempts_per_failed_request=outage.attempts_per_failed_request,
         alone_at_api_s=outage.alone_at_api_s,
+        alone_requests=outage.alone_requests,
         failed_requests_in_outage=outage.failed_requests_in_outage,
         failed_after_outage=outage.failed_after_outage,
         outage_api_attempts=outage.outage_api_attempts,

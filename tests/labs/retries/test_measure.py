@@ -14,6 +14,7 @@ import pytest
 from labs.engine.analysis.metrics import Request, VariantResult, summarize
 from labs.engine.model.spec import DeriveContext
 from labs.retries.measure import (
+    AloneCount,
     FinalWindow,
     Logical,
     OutageNumbers,
@@ -104,7 +105,8 @@ EXTRA = {
                               0, 0, 1, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 1, 0,
                               0, 1, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 1, 0, 0,
                               1, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 0, 1],
-    "attempts_per_failed_request": 12.0, "alone_at_api_s": 0.8, "failed_requests_in_outage": 2,
+    "attempts_per_failed_request": 12.0, "alone_at_api_s": 0.8, "alone_requests": 2,
+    "failed_requests_in_outage": 2,
     "failed_after_outage": 0, "outage_api_attempts": 30, "outage_client_requests": 9,
     "outage_amplification": 3.333, "steady_bucket_mean": 2.0, "max_bucket_after_outage": 40,
     "recovery_s": 0.0, "load_before_faults_s": 1.0, "final_requests": 0,
@@ -130,7 +132,7 @@ def test_derive_computes_amplification_waves_and_failed_request_cost(tmp_path: P
     assert n.outage_api_attempts == 30
     assert n.max_bucket_after_outage == 40
     # counted by the api: buckets 2.0-2.8 s, where only the two failed requests were in flight
-    assert (n.attempts_per_failed_request, n.alone_at_api_s) == (12.0, 0.8)
+    assert (n.attempts_per_failed_request, n.alone_at_api_s, n.alone_requests) == (12.0, 0.8, 2)
     assert n.failed_requests_in_outage == 2
     assert n.failed_after_outage == 0
     assert n.success_rate == round(50 / 54, 3)
@@ -152,18 +154,33 @@ def _user(start: float, end: float, status: int = 503) -> Logical:
 def test_attempts_of_failed_requests_are_counted_where_only_they_reached_the_api():
     xs = [round(i * 0.1, 1) for i in range(20)]
     counts = [9, 9, 0, 0, 0, 4, 6, 2, 5, 9, 9] + [0] * 9
-    failed = [_user(0.52, 0.68), _user(0.61, 0.89)]  # buckets 5-6 and 6-8
+    failed = [_user(0.52, 0.68), _user(0.61, 0.74)]  # buckets 5-6 and 6-7
     others = [_user(0.05, 0.15, 200), _user(0.85, 1.05, 200)]  # 0-1 and 8-10
     # buckets 5, 6, 7 had only the failed two in flight: 4 + 6 + 2 arrivals are theirs
-    assert attempts_while_alone(failed, others, xs, counts) == (6.0, 0.3)
+    assert attempts_while_alone(failed, others, xs, counts) == AloneCount(6.0, 0.3, 2)
     # a request of someone else's in flight over the same buckets: nothing can be told apart
     assert attempts_while_alone(failed, [*others, _user(0.4, 0.95, 200)], xs, counts) == (
-        -1.0, 0.0
-    )  # fmt: skip
-    assert attempts_while_alone([], others, xs, counts) == (0.0, 0.0)
+        AloneCount(-1.0, 0.0, 0)
+    )
+    assert attempts_while_alone([], others, xs, counts) == AloneCount(0.0, 0.0, 0)
     # the buckets are placed by the api's grid, here 50 ms before the first request
     shifted = [round(x - 0.05, 2) for x in xs]
-    assert attempts_while_alone(failed, others, shifted, counts)[1] == 0.3
+    assert attempts_while_alone(failed, others, shifted, counts).seconds == 0.3
+
+
+def test_a_failed_request_shared_with_a_served_one_is_dropped_with_its_round():
+    """Rounds: 3 failed requests alone (buckets 2-4), a think gap, then a round that ends
+    beside a served request. Counting the second round in part (bucket 7 alone, 8-9 shared)
+    would make its requests look cheaper; it is left out whole."""
+    xs = [round(i * 0.1, 1) for i in range(12)]
+    counts = [0, 0, 12, 12, 12, 0, 0, 8, 8, 8, 9, 0]
+    first = [_user(0.21, 0.48)] * 3  # buckets 2-4: 36 arrivals, 12 each
+    second = [_user(0.71, 0.98)] * 2  # buckets 7-9
+    served = [_user(0.82, 1.05, 200)]  # buckets 8-10
+    assert attempts_while_alone([*first, *second], served, xs, counts) == AloneCount(12.0, 0.3, 3)
+    # a failed request bridging the gap joins the rounds: both go, nothing is left alone
+    bridge = _user(0.45, 0.75)
+    assert attempts_while_alone([*first, *second, bridge], served, xs, counts).per_request == -1.0
 
 
 def test_final_window_counts_the_users_served_in_the_last_seconds():
