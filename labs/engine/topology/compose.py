@@ -54,10 +54,15 @@ IMAGES_HINT = "build them: make images (or make images-offline without a registr
 
 
 def preflight() -> None:
-    """Fail before anything starts: no Compose, no engine, or images not built (or built
-    from other sources than this checkout's: see images.py)."""
-    dockerenv.compose_command()
+    """Fail before anything starts: no engine, no Compose, or images not built (or built
+    from other sources than this checkout's: see images.py). The engine first: where
+    none answers, that is the error to fix, whatever client is on PATH."""
     client = dockerenv.docker_client()
+    try:
+        dockerenv.compose_command()
+    except LabError:
+        client.close()
+        raise
     try:
         missing = dockerenv.missing_images(client, IMAGES)
         stale = images.out_of_date(client, ("services", "nginx"))

@@ -55,8 +55,8 @@ def docker_client() -> docker.DockerClient:
 def engine_available() -> tuple[bool, str]:
     """(True, "") when an engine and a Compose command are usable, else (False, why)."""
     try:
-        compose_command()
         docker_client().close()
+        compose_command()
     except LabError as exc:
         return False, str(exc)
     return True, ""
