@@ -60,10 +60,6 @@ def preflight() -> None:
     client = dockerenv.docker_client()
     try:
         dockerenv.compose_command()
-    except LabError:
-        client.close()
-        raise
-    try:
         missing = dockerenv.missing_images(client, IMAGES)
         stale = images.out_of_date(client, ("services", "nginx"))
     finally:
