@@ -37,7 +37,8 @@ class KeyNumbers:
     died: MovedKeys | None
     """When the replica died (marked down by nginx, still in its upstream)."""
     removed: MovedKeys | None
-    """When it was taken out of the upstream (the `removed` phase, less RELOAD_SETTLE_S)."""
+    """When it was taken out of the upstream: the `removed` phase from nginx's reload
+    (the end of the remove action) plus RELOAD_SETTLE_S."""
 
 
 def key_of(uri: str) -> str:
@@ -90,10 +91,13 @@ def key_numbers(
     phase_list: Sequence[Window],
     replica: str,
     back_s: float,
+    reload_after_s: float = 0.0,
 ) -> KeyNumbers:
     """Key affinity while all replicas were up, and what moved when `replica` left.
     "All up": the healthy and slow phases, and the back phase from `back_s` on (epoch:
-    when its first answer after the restart came back)."""
+    when its first answer after the restart came back). "After": from the reload, which
+    came `reload_after_s` into the `removed` phase (the remove action tests the new
+    config first: 1.8-2.5 s in a compose container, where it runs `docker exec`)."""
     spans = {p.name: (origin_s + p.start_s, origin_s + p.end_s) for p in phase_list}
     up = [spans[name] for name in ("healthy", "slow") if name in spans]
     if "back" in spans and back_s < spans["back"][1]:
@@ -105,7 +109,8 @@ def key_numbers(
         died = moved_keys(before, key_replicas(entries, [spans["dead"]], retried=True), replica)
     if "removed" in spans:
         start, end = spans["removed"]
-        after = key_replicas(entries, [(start + RELOAD_SETTLE_S, end)], retried=False)
+        settled = start + reload_after_s + RELOAD_SETTLE_S
+        after = key_replicas(entries, [(settled, end)], retried=False)
         removed = moved_keys(before, after, replica)
     return KeyNumbers(
         keys_up=len(before),

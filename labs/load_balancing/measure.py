@@ -331,4 +331,6 @@ def derive(ctx: DeriveContext) -> LoadBalancingNumbers:
     back_at = origin + died.end_s
     again = [r for r in requests if r.replica == victim and r.start_s >= back_at]
     back = min((r.start_s + r.response_ms / 1000 for r in again), default=math.inf)
-    return with_keys(numbers, key_numbers(entries, origin, windows, victim, back))
+    reload_after = fault_took_s(result, "remove")
+    reload_after = 0.0 if math.isnan(reload_after) else reload_after
+    return with_keys(numbers, key_numbers(entries, origin, windows, victim, back, reload_after))

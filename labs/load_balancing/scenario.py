@@ -63,15 +63,17 @@ START_AT_S = 16
 DURATION_S = START_AT_S + math.ceil(STARTUP_BUDGET_S + REJOINS_WITHIN_S) + 1
 """The `back` phase outlasts start-up and rejoining: every run shows the replica return."""
 RELOAD_SETTLE_S = 1.0
-"""Requests that start this soon after nginx's reload are left out of where keys went:
-the old worker still answers the requests it holds, by the old upstream."""
+"""Requests that start this soon after nginx's reload (the end of the remove action, which
+tests the new config first) are left out of where keys went: the old worker still answers
+the requests it holds, by the old upstream."""
 REMOVED_PHASE_S = 10
 """The hash variants' scale-in phase. The keys are asked for in turn, so a window holds
 min(KEYS, its requests) keys, and its requests depend on the machine's speed: compose once
 saw 376 keys (< MIN_KEYS_COMPARED) when "before" was only the healthy and slow phases (a
 hash runs at ~30 requests/s while a replica is 20 x slow). "Before" now also holds the
 back phase once api-4 answers again (~1,000+ requests here), and "after" these 10 s less
-RELOAD_SETTLE_S: 1,460-1,610 requests here (~170/s); 400 keys need only 45/s."""
+the remove action (1.8-2.5 s in compose) and RELOAD_SETTLE_S: 1,460-1,610 requests here
+(~170/s) with the settle alone; 400 keys need only 45/s."""
 REMOVE_AT_S = DURATION_S
 HASH_DURATION_S = REMOVE_AT_S + REMOVED_PHASE_S
 PHASE_OF_ACTION = {"settings": "slow", "kill": "dead", "start": "back", "remove": "removed"}

@@ -240,10 +240,12 @@ def test_key_numbers_when_the_replica_died_and_when_it_was_removed():
     entries += [entry(12.1, [("a:4", "502"), ("a:1", "200")], "api-1", "k3")]
     # back: k5 first seen only after api-4 answered again (at 19 s), on api-4
     entries += answered(17, {"k5": "a:1"}) + answered(20, {"k5": "a:4"})
-    # removed: the old worker still answers by the old upstream within the settle time
-    entries += answered(28 + RELOAD_SETTLE_S / 2, {"k1": "a:4", "k2": "a:4"})
-    entries += answered(30, {"k1": "a:1", "k2": "a:3", "k3": "a:3", "k4": "a:1", "k5": "a:2"})
-    numbers = key_numbers(entries, ORIGIN, plan, "api-4", back_s=ORIGIN + 19)
+    # removed: the reload came 2 s in (the remove action tested the config first); the
+    # old worker answers by the old upstream until then, and within the settle time after
+    old_upstream = {"k1": "a:1", "k2": "a:2", "k3": "a:4", "k4": "a:4"}
+    entries += answered(29, old_upstream) + answered(30 + RELOAD_SETTLE_S / 2, old_upstream)
+    entries += answered(32, {"k1": "a:1", "k2": "a:3", "k3": "a:3", "k4": "a:1", "k5": "a:2"})
+    numbers = key_numbers(entries, ORIGIN, plan, "api-4", back_s=ORIGIN + 19, reload_after_s=2)
     assert numbers.keys_up == 5 and numbers.keys_single_replica_pct == 100.0
     assert numbers.died == MovedKeys(compared=4, moved=2, moved_pct=50.0, of_it=2,
                                      moved_not_of_it=0)  # fmt: skip
@@ -251,6 +253,8 @@ def test_key_numbers_when_the_replica_died_and_when_it_was_removed():
                                         moved_not_of_it=1)  # fmt: skip
     no_scale_in = key_numbers(entries, ORIGIN, plan[:4], "api-4", back_s=ORIGIN + 19)
     assert no_scale_in.removed is None and no_scale_in.keys_up == 5
+    unreloaded = key_numbers(entries, ORIGIN, plan, "api-4", back_s=ORIGIN + 19)
+    assert unreloaded.removed is not None and unreloaded.removed.moved == 1  # old upstream
 
 
 # --- derive: the typed numbers and their JSON view --------------------------------------------
