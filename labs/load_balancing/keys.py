@@ -97,7 +97,7 @@ def key_numbers(
     "All up": the healthy and slow phases, and the back phase from `back_s` on (epoch:
     when its first answer after the restart came back). "After": from the reload, which
     came `reload_after_s` into the `removed` phase (the remove action tests the new
-    config first: 1.8-2.5 s in a compose container, where it runs `docker exec`)."""
+    config first, through `docker exec` on compose: seconds there)."""
     spans = {p.name: (origin_s + p.start_s, origin_s + p.end_s) for p in phase_list}
     up = [spans[name] for name in ("healthy", "slow") if name in spans]
     if "back" in spans and back_s < spans["back"][1]:

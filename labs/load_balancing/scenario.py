@@ -72,7 +72,7 @@ min(KEYS, its requests) keys, and its requests depend on the machine's speed: co
 saw 376 keys (< MIN_KEYS_COMPARED) when "before" was only the healthy and slow phases (a
 hash runs at ~30 requests/s while a replica is 20 x slow). "Before" now also holds the
 back phase once api-4 answers again (~1,000+ requests here), and "after" these 10 s less
-the remove action (1.8-2.5 s in compose) and RELOAD_SETTLE_S: 1,460-1,610 requests here
+the remove action (seconds on compose) and RELOAD_SETTLE_S: 1,460-1,610 requests here
 (~170/s) with the settle alone; 400 keys need only 45/s."""
 REMOVE_AT_S = DURATION_S
 HASH_DURATION_S = REMOVE_AT_S + REMOVED_PHASE_S
