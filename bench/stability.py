@@ -169,8 +169,8 @@ def render(repeat: int) -> tuple[list[str], bool]:
         "run by `make stability` (bench/stability.py); the raw runs are in "
         "bench/stability/<mode>/<lab>.json. Each cell is the runs that passed and the band "
         "of the number the check judges: min / median / max. A lab is stale when its "
-        "folder, the services, the locustfiles or nginx's templates changed after the "
-        "commit it was measured at.",
+        "folder, the services, nginx's templates or the loadtests/ files it runs (its "
+        "locustfiles and what they import) changed after the commit it was measured at.",
         "",
         *[
             f"- **{mode}**: {title}: {len(documents[mode])} of {len(labs)} labs measured, "

@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 GOLDEN = 0.6180339887498949
+JOIN_WINDOW_S = 0.005
+"""A user later than this after a burst fired (and not woken for it) waits for the next."""
+POLL_S = 0.005
+"""How often a user waiting on a burst that is still out looks again."""
 
 
 def swept_offset(k: int, low: float, high: float) -> float:
@@ -56,6 +60,21 @@ class BurstClock:
     def offset(self, k: int) -> float:
         """The swept offset added to burst k's gap (0 for the first burst)."""
         return swept_offset(k, self.low, self.high) if k else 0.0
+
+    def wait_s(self, now: float, last: int, woke_for: int | None = None) -> float:
+        """How long a user sleeps before it asks again; 0.0: it fires now, in burst
+        `self.index`. A user fires once a burst: `last` is the burst it last fired in, and
+        one whose answer is back before the rest of its burst's waits for the next (else a
+        fast answer would fire again, on the connection it just freed). `woke_for` is the
+        burst it slept until the fire of: it joins that one however late it woke (a stall
+        delays every user alike), unless that burst is already over."""
+        if self.index == last:
+            return POLL_S
+        if now < self.fire_at:
+            return self.fire_at - now
+        if woke_for == self.index or now <= self.fire_at + JOIN_WINDOW_S or not self.outstanding:
+            return 0.0  # just fired, woken for it, or nobody joined it (users spawned late)
+        return POLL_S
 
     def join(self) -> int:
         """A user fires in the current burst; returns its index."""

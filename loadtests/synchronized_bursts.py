@@ -60,17 +60,15 @@ BURSTS: dict[int, list[float]] = {}
 """Burst index -> [first start (epoch s), requests, 502s, no response, reused connections]."""
 
 
-def _wait_for_burst() -> None:
-    """Sleep until the next burst fires. A user that finished early polls until the
-    slowest response of its burst is back and the next burst is scheduled."""
-    while True:
-        now = time.time()
-        if now < CLOCK.fire_at:
-            gevent.sleep(CLOCK.fire_at - now)
-            return
-        if now <= CLOCK.fire_at + JOIN_WINDOW_S or CLOCK.outstanding == 0:
-            return  # just fired, or a burst nobody joined (users spawned late): fire now
-        gevent.sleep(0.005)
+def _wait_for_burst(last: int) -> int:
+    """Sleep until the next burst after `last` fires and join it; returns its index. A
+    user that finished early polls until the slowest response of its burst is back and
+    the next burst is scheduled."""
+    woke_for = None
+    while wait := CLOCK.wait_s(time.time(), last, woke_for):
+        woke_for = CLOCK.index if time.time() < CLOCK.fire_at else None
+        gevent.sleep(wait)
+    return CLOCK.join()
 
 
 def _tally(burst: int, started: float, response) -> None:
@@ -87,11 +85,12 @@ def _tally(burst: int, started: float, response) -> None:
 
 class BurstUser(FastHttpUser):
     wait_time = constant(0)
+    burst = -1
+    """The burst this user last fired in (once a burst)."""
 
     @task
     def fire(self) -> None:
-        _wait_for_burst()
-        burst = CLOCK.join()
+        self.burst = burst = _wait_for_burst(self.burst)
         started = time.time()
         response = None
         try:

@@ -138,6 +138,38 @@ def test_staleness_counts_the_experiment_not_the_engine_or_the_guide(tmp_path, m
     ]
 
 
+def test_a_lab_goes_stale_with_the_loadtests_files_it_runs_and_no_others(tmp_path, monkeypatch):
+    monkeypatch.setattr(stability_store, "REPO_ROOT", tmp_path)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    sources = {  # keepalive-502 runs synchronized_bursts.py, retries steady_users.py
+        "synchronized_bursts.py": "from loadtests.pacing import BurstClock\nimport gevent\n",
+        "steady_users.py": "import loadtests.recorder\n",
+        "pacing.py": "import math\n",
+        "recorder.py": "from loadtests import helpers\n",
+        "helpers.py": "",
+    }
+
+    def commit(name: str, text: str) -> str:
+        (tmp_path / "loadtests").mkdir(exist_ok=True)
+        (tmp_path / "loadtests" / name).write_text(text)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", name], check=True)
+        return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+
+    subprocess.run([*git, "init", "-q"], check=True)
+    for name, text in sources.items():
+        first = commit(name, text).strip()
+    commit("pacing.py", "import math  # changed\n")
+    assert stability.changed_since(first, "keepalive-502") == ["loadtests/pacing.py"]
+    assert stability.changed_since(first, "retries") == []
+    second = commit("helpers.py", "# imported through recorder.py\n").strip()
+    assert stability.changed_since(first, "keepalive-502") == ["loadtests/pacing.py"]
+    assert stability.changed_since(first, "retries") == ["loadtests/helpers.py"]
+    commit("open_loop.py", "")  # no lab here runs it
+    assert stability.changed_since(second, "keepalive-502") == []
+    assert stability.changed_since(second, "retries") == []
+
+
 def test_lab_checks_progress_is_passed_on_and_its_stdout_kept(capsys):
     script = "import sys; print('{}'); print('keepalive-502 run 1/2: PASS', file=sys.stderr)"
     stdout, tail = stability.run_forwarding_signals([sys.executable, "-c", script])

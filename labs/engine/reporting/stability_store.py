@@ -5,12 +5,14 @@ quotes them under the guide."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from labs.engine.errors import LabError
+from labs.engine.model.catalog import get_lab
 from labs.engine.model.spec import REPO_ROOT
 from labs.engine.reporting.stability import fmt
 
@@ -63,10 +65,46 @@ def git(*args: str) -> str:
 
 
 def source_paths(lab: str) -> list[str]:
-    """What a lab's experiment is: its folder, the services, the locustfiles and nginx's
-    templates. Engine changes do not make a record stale (`make test` runs every lab at
-    every commit); guides and other .md files do not either."""
-    return [f"labs/{lab.replace('-', '_')}", "services", "loadtests", "compose/nginx"]
+    """What a lab's experiment is: its folder, the services, nginx's templates and the
+    loadtests/ files it runs. Engine changes do not make a record stale (`make test` runs
+    every lab at every commit); guides and other .md files do not either."""
+    return [f"labs/{lab.replace('-', '_')}", "services", "compose/nginx", *load_sources(lab)]
+
+
+def load_sources(lab: str) -> list[str]:
+    """The loadtests/ files `lab` runs: its variants' locustfiles and the loadtests
+    modules they import, followed through, with the package's __init__.py."""
+    pending = [variant.load.locustfile for variant in get_lab(lab).variants]
+    seen = {"__init__.py"}
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending += loadtests_imports(REPO_ROOT / "loadtests" / name)
+    return [f"loadtests/{name}" for name in sorted(seen)]
+
+
+def loadtests_imports(path: Path) -> list[str]:
+    """The loadtests modules a file imports, as file names ("recorder.py"); [] when the
+    file is missing."""
+    try:
+        tree = ast.parse(path.read_text())
+    except OSError:
+        return []
+    modules = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "loadtests":
+            modules += [f"loadtests.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules.append(node.module or "")
+        elif isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+    prefix = "loadtests."
+    return [
+        name.removeprefix(prefix).replace(".", "/") + ".py"
+        for name in modules
+        if name.startswith(prefix)
+    ]
 
 
 def changed_since(commit: str, lab: str) -> list[str]:

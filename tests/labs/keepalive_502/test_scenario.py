@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labs.keepalive_502.scenario import USERS, VARIANTS
-from loadtests.pacing import BurstClock, swept_offset
+from loadtests.pacing import JOIN_WINDOW_S, POLL_S, BurstClock, swept_offset
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -34,6 +34,32 @@ def test_burst_clock_takes_gaps_in_turn_and_reports_them():
     assert fired[2] - fired[1] == pytest.approx(0.002 + 1.0 + clock.offset(3))
     with pytest.raises(ValueError):
         BurstClock(first=0, gap_s=[], offset_low_s=-0.009, offset_high_s=-0.001)
+
+
+def test_a_user_fires_once_a_burst_however_fast_its_answer():
+    # The flake this guards against: a user whose answer came back inside the join
+    # window fired again in the same burst, on the connection it had just freed, and
+    # short-pool read 36 % reused instead of ~0.
+    clock = BurstClock(first=100.0, gap_s=1.0, offset_low_s=-0.009, offset_high_s=-0.001)
+    assert clock.wait_s(99.0, last=-1) == pytest.approx(1.0)
+    assert clock.wait_s(100.001, last=-1) == 0.0
+    fast, slow = clock.join(), clock.join()
+    clock.done(now=100.002)  # fast's answer, inside the join window
+    assert clock.wait_s(100.002, last=fast) == POLL_S  # not again in burst 0
+    assert clock.wait_s(100.002, last=-1) == 0.0  # a user yet to fire still joins
+    clock.done(now=100.004)  # slow's: burst 0 is over, burst 1 is scheduled
+    assert (clock.index, slow) == (1, 0)
+    assert clock.wait_s(100.004, last=fast) == pytest.approx(clock.fire_at - 100.004)
+
+
+def test_a_user_woken_late_for_its_burst_joins_it_unless_it_is_over():
+    clock = BurstClock(first=100.0, gap_s=1.0, offset_low_s=-0.009, offset_high_s=-0.001)
+    late = 100.0 + JOIN_WINDOW_S + 0.010  # a stall delayed every user's wake-up
+    clock.join()
+    assert clock.wait_s(late, last=-1) == POLL_S  # it did not sleep for burst 0
+    assert clock.wait_s(late, last=-1, woke_for=0) == 0.0
+    clock.done(now=late)
+    assert clock.wait_s(late, last=-1, woke_for=0) > 0.9  # burst 0 is over: the next
 
 
 def test_the_paced_locustfile_of_the_guide_paces_users_independently():
